@@ -1,0 +1,25 @@
+"""Shared fixtures: the benchmark data beside the repository and the offline tiny model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``$TOOLMASTER_SHARED_DATA`` or ``../shared/data`` next to the repository (how CI lays it out)."""
+    env = os.environ.get("TOOLMASTER_SHARED_DATA")
+    path = Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.fail(f"benchmark data not found at {path}; set TOOLMASTER_SHARED_DATA or place shared/ beside the repo")
+    return path

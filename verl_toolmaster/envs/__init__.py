@@ -1,0 +1,30 @@
+"""Tool environments: ``make_env(spec)`` builds one from a task's JSON spec (see ``base.ToolEnv``)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import ENV_REGISTRY, CallMetrics, Observation, ToolEnv, parse_spec, register_env
+
+# Built-in kinds, imported on first use so that `import verl` (which loads our plugin) stays cheap.
+BUILTIN_KINDS = {
+    "python": "verl_toolmaster.envs.python_env",
+    "bfcl": "verl_toolmaster.envs.bfcl_env",
+    "schema": "verl_toolmaster.envs.schema_env",
+    "http": "verl_toolmaster.envs.http_env",
+}
+
+
+def make_env(spec: dict[str, Any] | str) -> ToolEnv:
+    """Build the environment a task's spec names. Wrappers (``cache``, ``perturb``) are applied from the spec."""
+    spec = parse_spec(spec)
+    kind = spec["kind"]
+    if kind not in ENV_REGISTRY and kind in BUILTIN_KINDS:
+        importlib.import_module(BUILTIN_KINDS[kind])
+    if kind not in ENV_REGISTRY:
+        raise ValueError(f"unknown environment kind {kind!r}; registered: {sorted(set(ENV_REGISTRY) | set(BUILTIN_KINDS))}")
+    return ENV_REGISTRY[kind](spec)
+
+
+__all__ = ["ENV_REGISTRY", "CallMetrics", "Observation", "ToolEnv", "make_env", "parse_spec", "register_env"]

@@ -1,0 +1,118 @@
+"""The tool-environment interface shared by synthesis, RL rollout and evaluation.
+
+An environment is built from a task's JSON spec (``{"kind": <registry key>, ...payload}``), lists that
+task's tools as OpenAI function schemas, executes calls asynchronously, forks a scratch copy for trials and
+reports per-call metrics. A failed call is never an exception: it is an :class:`Observation` with
+``ok=False`` and an ``error_kind`` the model can learn from and the metrics can count.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+# Error kinds every environment uses for the same failure, so metrics line up across kinds.
+ERROR_KINDS = (
+    "unknown_tool",  # the name is not one of the task's tools
+    "bad_arguments",  # arguments are not a JSON object / not decodable
+    "schema",  # arguments violate the tool's JSON schema (missing, wrong type, enum, extra)
+    "exception",  # the tool raised
+    "timeout",  # wall-clock limit hit
+    "resource",  # CPU-time / memory / output-size limit hit, or the worker died
+    "import_error",  # tool source imports a library that is not installed
+    "http",  # transport failure of a remote backend (down, 5xx, malformed reply, circuit open)
+    "cache_miss",  # strict replay found no recorded observation
+)
+
+
+@dataclass
+class Observation:
+    """What one tool call returned, as the model will see it."""
+
+    ok: bool  # True when the tool ran and returned normally
+    text: str  # the text shown to the model (result or a precise error message)
+    error_kind: str | None = None  # one of ERROR_KINDS when ok is False
+    latency_s: float = 0.0  # wall time of the call, seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "text": self.text, "error_kind": self.error_kind, "latency_s": self.latency_s}
+
+
+@dataclass
+class CallMetrics:
+    """Per-environment counters, summed over the calls it served."""
+
+    calls: int = 0  # calls served
+    errors: dict[str, int] = field(default_factory=dict)  # error_kind -> count
+    total_latency_s: float = 0.0  # summed latency of all calls
+
+    def record(self, obs: Observation) -> None:
+        self.calls += 1
+        self.total_latency_s += obs.latency_s
+        if not obs.ok:
+            kind = obs.error_kind or "exception"
+            self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+class ToolEnv(ABC):
+    """One task's tools. A new instance per trajectory; ``fork()`` gives an independent scratch copy."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, spec: dict[str, Any]):
+        self.spec = spec
+        self.metrics = CallMetrics()
+        self.turn = 0  # index of the current user turn (multi-turn tasks reveal tools per turn)
+
+    @abstractmethod
+    def tools(self) -> list[dict[str, Any]]:
+        """OpenAI function schemas (``{"type": "function", "function": {...}}``) visible now."""
+
+    @abstractmethod
+    async def call(self, name: str, arguments: dict[str, Any] | str) -> Observation:
+        """Execute one call. Never raises for a bad call; returns an error Observation instead."""
+
+    @abstractmethod
+    def fork(self) -> "ToolEnv":
+        """An independent copy whose side effects never reach this environment (for trials)."""
+
+    async def close(self) -> None:
+        """Release processes, sockets or files held by this environment."""
+
+    def set_turn(self, turn: int) -> None:
+        """Move to user turn ``turn`` (0-based); kinds whose tools appear at later turns override."""
+        self.turn = turn
+
+    def tool_names(self) -> list[str]:
+        return [t["function"]["name"] for t in self.tools()]
+
+
+ENV_REGISTRY: dict[str, type[ToolEnv]] = {}
+
+
+def register_env(kind: str) -> Callable[[type[ToolEnv]], type[ToolEnv]]:
+    """Class decorator adding an environment kind to the registry (idempotent for the same class)."""
+
+    def deco(cls: type[ToolEnv]) -> type[ToolEnv]:
+        prev = ENV_REGISTRY.get(kind)
+        if prev is not None and prev.__qualname__ != cls.__qualname__:
+            raise ValueError(f"environment kind {kind!r} is already registered to {prev.__module__}.{prev.__qualname__}")
+        cls.kind = kind
+        ENV_REGISTRY[kind] = cls
+        return cls
+
+    return deco
+
+
+def parse_spec(spec: dict[str, Any] | str) -> dict[str, Any]:
+    """Accept a spec as a dict or as the JSON string stored in ``extra_info["env"]``."""
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"environment spec is not valid JSON: {e}") from None
+    if not isinstance(spec, dict) or "kind" not in spec:
+        raise ValueError(f"environment spec must be an object with a 'kind' key, got {type(spec).__name__}")
+    return spec

@@ -1,0 +1,1 @@
+"""Imported by verl (entry point group ``verl.plugins``) on every ``import verl``, in every process."""
