@@ -23,3 +23,18 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.fail(f"benchmark data not found at {path}; set TOOLMASTER_SHARED_DATA or place shared/ beside the repo")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The offline tiny Qwen2.5-style model + tokenizer, built once per test session (~5 s)."""
+    from verl_toolmaster.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tiny_model_dir))
