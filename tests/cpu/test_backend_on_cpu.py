@@ -1,0 +1,139 @@
+"""The CPU backend: registration only when asked for, platform answers, gloo init, HF-generate server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+
+def run_py(code: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k != "VERL_PLATFORM"}
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=full_env,
+                          timeout=120)
+
+
+def test_cpu_backend_registers_only_when_requested():
+    code = """
+        import verl
+        from verl.plugin.platform.platform_manager import PlatformRegistry
+        from verl.workers.rollout.replica import RolloutReplicaRegistry
+        from verl.workers.rollout import base
+        import verl.utils.distributed as d
+        print("platform", "cpu" in PlatformRegistry.registered_names())
+        print("replica", "hfcpu" in RolloutReplicaRegistry._registry)
+        print("adapter", ("hfcpu", "async") in base._ROLLOUT_REGISTRY)
+        print("gloo", d.initialize_global_process_group_ray.__module__)
+    """
+    on = run_py(code, VERL_PLATFORM="cpu")
+    assert on.returncode == 0, on.stderr[-2000:]
+    assert "platform True" in on.stdout and "replica True" in on.stdout and "adapter True" in on.stdout
+    assert "gloo verl_toolmaster.cpu.distributed" in on.stdout
+    off = run_py(code)
+    assert off.returncode == 0, off.stderr[-2000:]
+    assert "platform False" in off.stdout and "replica False" in off.stdout and "adapter False" in off.stdout
+    assert "gloo verl.utils.distributed" in off.stdout
+
+
+def test_cpu_platform_answers_like_a_device():
+    code = """
+        import verl, torch
+        from verl.utils.device import get_device_name, get_torch_device, get_nccl_backend, get_device_id
+        dev = get_torch_device()
+        t = torch.ones(2).to(get_device_id())
+        print(get_device_name(), get_nccl_backend(), t.device.type, dev.is_available(), dev.device_count(),
+              dev.get_device_name(), dev.mem_get_info()[0] > 0)
+    """
+    proc = run_py(code, VERL_PLATFORM="cpu")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["cpu", "gloo", "cpu", "True", "1", "CPU", "True"]
+
+
+def test_gloo_process_group_initialises(tmp_path):
+    code = f"""
+        import os, verl
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="29533")
+        from verl.utils import distributed as d
+        d.initialize_global_process_group_ray(timeout_second=60)
+        import torch.distributed as dist
+        print(dist.get_backend(), dist.get_world_size())
+    """
+    proc = run_py(code, VERL_PLATFORM="cpu")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["gloo", "1"]
+
+
+def test_unsupported_verl_is_one_clear_line():
+    code = """
+        from verl_toolmaster import compat
+        try:
+            compat.check_verl_version("0.8.0")
+        except compat.VerlVersionError as e:
+            print(e)
+    """
+    proc = run_py(code)
+    assert "supports verl==0.9.1 but verl 0.8.0 is installed" in proc.stdout
+    # The plugin path: a mismatch stops `import verl` with exactly one line on stderr and exit code 2.
+    stop = run_py("""
+        import verl_toolmaster.compat as c
+        c.installed_verl_version = lambda: "0.8.0"
+        import verl
+    """, VERL_PLATFORM="cpu")
+    assert stop.returncode == 2
+    lines = [ln for ln in stop.stderr.splitlines() if ln.strip() and "Platform override" not in ln]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "0.8.0" in lines[0] and "0.9.1" in lines[0], stop.stderr
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir):
+    from verl_toolmaster.cpu.rollout import HFGenerateServer
+
+    return HFGenerateServer(str(tiny_model_dir), prompt_length=64, response_length=16)
+
+
+def test_hf_server_logprobs_match_a_forward_pass(server, tiny_tokenizer):
+    prompt = tiny_tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
+                                                tokenize=False)
+    ids = tiny_tokenizer.encode(prompt, add_special_tokens=False)
+    torch.manual_seed(0)
+    out = asyncio.run(server.generate(prompt_ids=ids, sampling_params={"temperature": 0.7, "top_p": 1.0,
+                                                                      "max_tokens": 12, "logprobs": True}))
+    assert 1 <= len(out.token_ids) <= 12 and len(out.log_probs) == len(out.token_ids)
+    full = torch.tensor([ids + out.token_ids])
+    with torch.no_grad():
+        logits = server.model(full).logits[0, len(ids) - 1:-1] / 0.7
+    ref = torch.log_softmax(logits, -1).gather(-1, torch.tensor(out.token_ids)[:, None])[:, 0]
+    assert torch.allclose(torch.tensor(out.log_probs), ref, atol=1e-4)
+
+
+def test_hf_server_stops_on_stop_tokens_and_budget(server, tiny_tokenizer):
+    ids = tiny_tokenizer.encode("<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False)
+    out = asyncio.run(server.generate(prompt_ids=ids, sampling_params={"temperature": 0.0}))
+    assert len(out.token_ids) <= 16  # response_length caps it
+    vocab = server.model.config.vocab_size
+    every = list(range(vocab))
+    stopped = asyncio.run(server.generate(prompt_ids=ids, sampling_params={"temperature": 1.0, "stop_token_ids": every}))
+    assert len(stopped.token_ids) == 1  # any token is a stop token: cut right after it
+
+
+def test_hf_server_weight_sync_changes_outputs(server, tiny_tokenizer):
+    ids = tiny_tokenizer.encode("hello", add_special_tokens=False)
+    state = {k: torch.zeros_like(v) for k, v in server.model.state_dict().items()}
+    before = {k: v.clone() for k, v in server.model.state_dict().items()}
+    try:
+        n = server.load_weights(state, global_steps=3)
+        assert n == len(state) and server.global_steps == 3
+        out = asyncio.run(server.generate(prompt_ids=ids, sampling_params={"temperature": 0.0, "max_tokens": 2}))
+        assert out.extra_fields["global_steps"] == 3
+        assert all(abs(lp - (-torch.log(torch.tensor(float(server.model.config.vocab_size))).item())) < 1e-3
+                   for lp in out.log_probs)  # all-zero weights give a uniform distribution
+        with pytest.raises(RuntimeError, match="weight sync mismatch"):
+            server.load_weights({"not.a.weight": torch.zeros(1)})
+    finally:
+        server.model.load_state_dict(before)

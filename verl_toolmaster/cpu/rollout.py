@@ -1,0 +1,197 @@
+"""``hfcpu``: a rollout backend for verl that serves token-in/token-out generation with HF ``generate`` on CPU.
+
+Three pieces, mirroring verl's vLLM backend:
+* :class:`HFGenerateServer`, a Ray actor holding the model; ``generate`` returns verl's ``TokenOutput``;
+* :class:`HFCPUReplica`, the ``RolloutReplica`` that launches one server per replica;
+* :class:`HFCPUServerAdapter`, the ``BaseRollout`` living in the actor worker that pushes updated weights.
+Only for tiny models: one request at a time, no KV-cache reuse across turns, full state dict per sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any, Generator
+
+import ray
+import torch
+
+from .. import compat
+
+logger = logging.getLogger(__name__)
+
+ROLLOUT_NAME = "hfcpu"
+
+
+def server_actor_name(replica_rank: int) -> str:
+    return f"toolmaster_hfcpu_server_{ray.get_runtime_context().get_job_id()}_{replica_rank}"
+
+
+class HFGenerateServer:
+    """Holds a causal LM and answers ``generate`` calls from verl's LLM server client."""
+
+    def __init__(self, model_path: str, prompt_length: int, response_length: int, max_model_len: int | None = None):
+        from transformers import AutoModelForCausalLM, GenerationConfig
+
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=torch.float32, attn_implementation="sdpa"
+        ).eval()
+        gen_cfg = GenerationConfig.from_model_config(self.model.config)
+        eos = gen_cfg.eos_token_id if gen_cfg.eos_token_id is not None else self.model.config.eos_token_id
+        self.eos_ids: list[int] = list(eos) if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
+        self.pad_id = self.model.config.pad_token_id if self.model.config.pad_token_id is not None else self.eos_ids[0]
+        self.prompt_length = prompt_length
+        self.response_length = response_length
+        self.max_model_len = max_model_len or (prompt_length + response_length)
+        self.global_steps: int | None = None
+        self._lock = asyncio.Lock()
+
+    async def generate(
+        self,
+        prompt_ids: list[int],
+        sampling_params: dict[str, Any],
+        request_id: str | None = None,
+        image_data: Any = None,
+        video_data: Any = None,
+        **_: Any,
+    ):
+        if image_data is not None or video_data is not None:
+            raise ValueError("the hfcpu rollout serves text-only models; got image/video data")
+        params = dict(sampling_params)
+        room = self.max_model_len - len(prompt_ids)
+        if room < 1:
+            raise ValueError(f"prompt of {len(prompt_ids)} tokens leaves no room within max_model_len={self.max_model_len}")
+        max_tokens = params.get("max_tokens", params.get("max_new_tokens"))
+        if max_tokens is None:
+            max_tokens = min(self.response_length, self.prompt_length + self.response_length - len(prompt_ids))
+        max_tokens = max(1, min(int(max_tokens), room))
+        stop_ids = self.eos_ids + [int(t) for t in params.get("stop_token_ids") or []]
+        async with self._lock:
+            token_ids, log_probs = await asyncio.to_thread(self._generate, list(prompt_ids), params, max_tokens, stop_ids)
+        return compat.TokenOutput(
+            token_ids=token_ids,
+            log_probs=log_probs,
+            stop_reason="completed",
+            num_preempted=0,
+            extra_fields={"global_steps": self.global_steps},
+        )
+
+    @torch.no_grad()
+    def _generate(self, prompt_ids: list[int], params: dict, max_tokens: int, stop_ids: list[int]):
+        temperature = float(params.get("temperature", 1.0) or 0.0)
+        top_p = float(params.get("top_p", 1.0) or 1.0)
+        top_k = int(params.get("top_k", -1) or -1)
+        kwargs: dict[str, Any] = {"do_sample": temperature > 0}
+        if temperature > 0:
+            kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k if top_k > 0 else None)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        rep = params.get("repetition_penalty")
+        if rep is not None and float(rep) != 1.0:
+            kwargs["repetition_penalty"] = float(rep)
+        input_ids = torch.tensor([prompt_ids], dtype=torch.long)
+        out = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=max_tokens,
+            eos_token_id=stop_ids,
+            pad_token_id=self.pad_id,
+            output_logits=True,
+            return_dict_in_generate=True,
+            **kwargs,
+        )
+        new = out.sequences[0, len(prompt_ids):].tolist()
+        cut = len(new)
+        for i, tok in enumerate(new):
+            if tok in stop_ids:
+                cut = i + 1
+                break
+        new = new[:cut]
+        # Log-probs as verl's actor recomputes them: log_softmax(logits / T) of the sampled token.
+        scale = temperature if temperature > 0 else 1.0
+        log_probs = [
+            torch.log_softmax(logits[0].float() / scale, dim=-1)[tok].item() for logits, tok in zip(out.logits, new)
+        ]
+        return new, log_probs
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor], global_steps: int | None = None) -> int:
+        missing, unexpected = self.model.load_state_dict(state_dict, strict=False)
+        real_missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied to the embeddings
+        if real_missing or unexpected:
+            raise RuntimeError(f"weight sync mismatch: missing={real_missing[:5]} unexpected={unexpected[:5]}")
+        if global_steps is not None:
+            self.global_steps = global_steps
+        return len(state_dict)
+
+    def set_global_steps(self, global_steps: int) -> None:
+        self.global_steps = global_steps
+
+    # Lifecycle calls verl's checkpoint manager makes on every replica; nothing to free on CPU.
+    async def wake_up(self) -> None: ...
+    async def sleep(self) -> None: ...
+    async def abort_all_requests(self, reject_request: bool = False) -> None: ...
+    async def resume_generation(self) -> None: ...
+    async def clear_kv_cache(self) -> None: ...
+    async def release_kv_cache(self) -> None: ...
+    async def resume_kv_cache(self) -> None: ...
+    async def start_profile(self, **kwargs: Any) -> None: ...
+    async def stop_profile(self) -> None: ...
+
+
+class HFCPUReplica(compat.RolloutReplica):
+    """One HF-generate server per replica, started as a named CPU-only Ray actor."""
+
+    def rollout_worker_use_gpu(self) -> bool:
+        return False
+
+    async def launch_servers(self) -> None:
+        model_path = getattr(self.model_config, "local_path", None) or self.model_config.path
+        name = server_actor_name(self.replica_rank)
+        server = (
+            ray.remote(HFGenerateServer)
+            .options(name=name, num_cpus=0, max_concurrency=self.max_concurrency)
+            .remote(
+                model_path=model_path,
+                prompt_length=self.config.prompt_length,
+                response_length=self.config.response_length,
+                max_model_len=self.config.max_model_len,
+            )
+        )
+        self.servers = [server]
+        self._server_handle = server
+        self._server_address = f"hfcpu-replica-{self.replica_rank}"
+
+
+class HFCPUServerAdapter(compat.BaseRollout):
+    """Lives in each actor worker; rank 0 of every replica pushes the trained weights to its server."""
+
+    def __init__(self, config, model_config, device_mesh, *args, **kwargs):
+        super().__init__(config, model_config, device_mesh, *args, **kwargs)
+        rank = int(os.environ.get("RANK", 0))
+        per_replica = self.config.tensor_model_parallel_size * self.config.data_parallel_size
+        self.replica_rank = rank // per_replica
+        self.is_leader = rank % per_replica == 0
+        self.sleep_level = 1
+
+    async def resume(self, tags: list[str]) -> None:
+        return None
+
+    async def release(self) -> None:
+        return None
+
+    async def update_weights(
+        self, weights: Generator, wire_format: str = "named_tensors", global_steps: int | None = None, **kwargs
+    ) -> None:
+        if wire_format != "named_tensors":
+            raise NotImplementedError(f"hfcpu rollout supports wire_format='named_tensors' only, got {wire_format!r}")
+        if kwargs.get("peft_config") is not None:
+            raise NotImplementedError("hfcpu rollout does not sync LoRA adapters; use full fine-tuning on CPU")
+        state: dict[str, torch.Tensor] = {}
+        for name, tensor in weights:  # every rank must drain the generator (DTensor gathers are collective)
+            if hasattr(tensor, "full_tensor"):
+                tensor = tensor.full_tensor()
+            state[name] = tensor.detach().to("cpu", torch.float32).contiguous()
+        if self.is_leader:
+            server = ray.get_actor(server_actor_name(self.replica_rank))
+            await server.load_weights.remote(state, global_steps)
