@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .messages import encode_messages
+
 AGENT_NAME = "toolmaster_agent"
 
 
@@ -20,7 +22,11 @@ class Task:
     ground_truth: dict[str, Any]  # scorer input, JSON-serialisable, shape defined by the source's scorer
     follow_up: list[str] = field(default_factory=list)  # later user messages of a multi-turn task, in order
     context: list[dict[str, Any]] = field(default_factory=list)  # chat messages before the query (dialogue history)
+    # Chat messages after the query that are already part of the prompt: calls made earlier for this request and
+    # their recorded observations (RoTBench third turn, ToolRL/API-Bank histories ending in an <obs>).
+    trailing: list[dict[str, Any]] = field(default_factory=list)
     # Gold trace, per user turn: a list of steps, each step a list of calls {"name", "arguments"} issued together.
+    # None: the benchmark gives no trace; [[]]: the gold is to make no call (answer or decline directly).
     gold: list[list[list[dict[str, Any]]]] | None = None
     gold_answers: list[str] | None = None  # gold final answer text per user turn, when the benchmark has one
     split: str = "all"  # split tag (train/test/...)
@@ -35,8 +41,16 @@ class Task:
 
 
 def rl_row(task: Task, index: int, system_prompt: str, agent_name: str = AGENT_NAME) -> dict[str, Any]:
-    """An ``RLHFDataset`` row. Nested payloads are JSON strings so parquet keeps them exact (see verl notes §11)."""
-    prompt = [{"role": "system", "content": system_prompt}, *task.context, {"role": "user", "content": task.query}]
+    """An ``RLHFDataset`` row. Nested payloads are JSON strings so parquet keeps them exact (see verl notes §11).
+
+    Tool calls inside the prompt (dialogue history) carry ``arguments`` as JSON strings for the same reason;
+    :func:`verl_toolmaster.data.messages.decode_messages` restores dicts before a chat template is applied.
+    """
+    if not isinstance(system_prompt, str) or not system_prompt.strip():
+        raise ValueError("rl_row needs the protocol's system prompt text (verl_toolmaster.protocol.system_prompt)")
+    prompt = encode_messages(
+        [{"role": "system", "content": system_prompt}, *task.context, {"role": "user", "content": task.query}, *task.trailing]
+    )
     return {
         "data_source": task.source,
         "agent_name": agent_name,

@@ -1,0 +1,113 @@
+"""StableToolBench solvable queries (``query``, ``query_id``, ``relevant APIs``, ``api_list``) -> http-env tasks.
+
+Tools follow ToolBench's conventions, because StableToolBench's virtual API server and its response cache were
+built with them: the function name is ``<api>_for_<tool>`` from standardised names (last 64 characters), parameter
+names are standardised, ``NUMBER``/``STRING``/``BOOLEAN`` map to integer/string/boolean and every other type to
+string, and a parameter's ``default`` is shown as ``example_value``. ToolBench's ``Finish`` pseudo-tool is not
+added: the protocol's ``<answer>`` ends an episode.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .base import Adapter, RawRecord, files_in, iter_json_array, register_adapter, require_keys
+from .schemas import function_tool
+from .task import Task
+
+SOURCE = "stabletoolbench"
+_TYPE_MAP = {"NUMBER": "integer", "STRING": "string", "BOOLEAN": "boolean"}
+_RESERVED = {"from", "class", "return", "false", "true", "id", "and"}
+_DESCRIPTION_LIMIT = 256
+_NAME_LIMIT = 64
+
+
+def standardize(name: str) -> str:
+    """ToolBench's identifier form: non-word characters -> ``_``, runs collapsed, lower case, no edge
+    underscores, ``get_`` before a leading digit."""
+    s = re.sub(r"[^\u4e00-\u9fa5a-zA-Z0-9_]", "_", name)
+    s = re.sub(r"_+", "_", s).lower().strip("_")
+    if s and s[0].isdigit():
+        s = "get_" + s
+    return s
+
+
+def _unreserved(name: str) -> str:
+    return "is_" + name if name in _RESERVED else name
+
+
+def convert_api(api: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """One ``api_list`` entry -> (OpenAI function tool, api_map entry)."""
+    tool_name = standardize(api["tool_name"])
+    api_name = _unreserved(standardize(api["api_name"]))
+    name = f"{api_name}_for_{tool_name}"[-_NAME_LIMIT:]
+    description = f'This is the subfunction for tool "{tool_name}", you can use this tool.'
+    api_desc = str(api.get("api_description") or "").strip()
+    if api_desc:
+        description += f' The description of this function is: "{api_desc.replace(api["api_name"], name)[:_DESCRIPTION_LIMIT]}"'
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for group, is_required in (("required_parameters", True), ("optional_parameters", False)):
+        for p in api.get(group) or []:
+            pname = _unreserved(standardize(str(p["name"])))
+            prop: dict[str, Any] = {"type": _TYPE_MAP.get(str(p.get("type")), "string"), "description": str(p.get("description") or "")[:_DESCRIPTION_LIMIT]}
+            if str(p.get("default", "")) != "":
+                prop["example_value"] = p["default"]
+            properties[pname] = prop
+            if is_required:
+                required.append(pname)
+    params = {"type": "object", "properties": properties, "required": required}
+    entry = {
+        "category": str(api.get("category_name", "")),
+        "tool_name": tool_name,  # as the StableToolBench server expects them (standardised)
+        "api_name": api_name,
+        "source_tool_name": str(api["tool_name"]),  # as the query file names them ("relevant APIs")
+        "source_api_name": str(api["api_name"]),
+    }
+    return function_tool(name, description, params), entry
+
+
+@register_adapter("stabletoolbench")
+class StableToolBenchAdapter(Adapter):
+    """Reads solvable-query files (``G1_instruction.json``, ... or a folder of them)."""
+
+    def records(self, path: Path | None) -> Iterator[RawRecord]:
+        assert path is not None
+        for f in files_in(path, ("*.json", "**/*.json"), "StableToolBench query .json"):
+            yield from iter_json_array(f)
+
+    def convert(self, record: RawRecord) -> Task:
+        d = require_keys(record, ("query", "query_id", "api_list", "relevant APIs"))
+        if not isinstance(d["api_list"], list) or not d["api_list"]:
+            raise record.invalid("bad_api_list", "'api_list' must be a non-empty list")
+        tools, api_map = [], {}
+        for i, api in enumerate(d["api_list"]):
+            if not isinstance(api, dict) or not all(isinstance(api.get(k), str) for k in ("tool_name", "api_name")):
+                raise record.invalid("bad_api_list", f"api_list[{i}] lacks string tool_name/api_name")
+            for group in ("required_parameters", "optional_parameters"):
+                if not isinstance(api.get(group) or [], list) or not all(isinstance(p, dict) and "name" in p for p in api.get(group) or []):
+                    raise record.invalid("bad_api_list", f"api_list[{i}].{group} must be a list of {{name, type, ...}}")
+            tool, entry = convert_api(api)
+            name = tool["function"]["name"]
+            if name in api_map:
+                raise record.skip("duplicate_tool_name", f"api_list[{i}] ({api['tool_name']}/{api['api_name']}) maps to the name {name!r} of an earlier API")
+            tools.append(tool)
+            api_map[name] = entry
+        relevant = d["relevant APIs"]
+        if not isinstance(relevant, list) or not all(isinstance(r, list) and len(r) == 2 for r in relevant):
+            raise record.invalid("bad_relevant_apis", "'relevant APIs' must be a list of [tool_name, api_name] pairs")
+        offered = {(e["source_tool_name"], e["source_api_name"]) for e in api_map.values()}
+        absent = [r for r in relevant if tuple(r) not in offered]
+        if absent:
+            raise record.invalid("bad_relevant_apis", f"relevant API(s) {absent} are not in api_list")
+        return Task(
+            id=f"stabletoolbench-{record.file.stem}-{d['query_id']}",
+            source=SOURCE,
+            query=str(d["query"]),
+            env={"kind": "http", "tools": tools, "api_map": api_map},
+            ground_truth={"query": str(d["query"]), "relevant_apis": [list(map(str, r)) for r in relevant]},
+            tags={"query_id": d["query_id"]},
+        )
