@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 
 @dataclass
@@ -16,9 +16,18 @@ class Episode:
     # "text": observation text as shown to the model, "latency_s": float}
     calls: list[dict[str, Any]] = field(default_factory=list)
     response_text: str = ""  # the raw response decoded with special tokens kept (diagnostics only)
+    env_spec: dict[str, Any] | None = None  # the task's environment spec (extra_info["env"]) when known
 
     def execute_calls(self, turn: int | None = None) -> list[dict[str, Any]]:
         return [c for c in self.calls if c["phase"] == "execute" and (turn is None or c["turn"] == turn)]
+
+    def actions(self) -> list[dict[str, Any]]:
+        """Execute-phase calls the environment accepted (``ok``) with JSON-object arguments.
+
+        A call the environment rejected changed nothing, so call-matching scorers do not count it as an
+        action (it still shows up in the cost and the diagnostics); trials never count.
+        """
+        return [c for c in self.calls if c["phase"] == "execute" and c["ok"] and isinstance(c["arguments"], dict)]
 
     @property
     def final_answer(self) -> str | None:
@@ -33,12 +42,28 @@ class ScoreResult:
 
 
 class Scorer:
-    """Base class. Subclasses implement :meth:`score`; they must not raise on any model output."""
+    """Base class. Subclasses implement :meth:`score`; they must not raise on any model output.
+
+    They may raise on a malformed ground truth (a data bug): the reward manager turns that into the reason
+    ``scorer_error`` and logs it with the sample index.
+    """
 
     sources: tuple[str, ...] = ()
+    # Every key a subclass may put in ScoreResult.details. The reward manager reports all of them for every
+    # sample (None where the sample's scorer does not produce the key), because verl needs one key set per batch.
+    detail_keys: ClassVar[tuple[str, ...]] = ()
+    # True when score() is slow enough (tool re-execution) that the reward manager should run it off the
+    # event loop, in a worker thread.
+    cpu_heavy: ClassVar[bool] = False
+    # True when score() reads Episode.env_spec (the reward manager parses extra_info["env"] only then).
+    needs_env_spec: ClassVar[bool] = False
 
     def score(self, ground_truth: dict[str, Any], episode: Episode) -> ScoreResult:
         raise NotImplementedError
+
+    async def ascore(self, ground_truth: dict[str, Any], episode: Episode) -> ScoreResult:
+        """Asynchronous form used by the reward manager; scorers that wait on the network override it."""
+        return self.score(ground_truth, episode)
 
 
 SCORER_REGISTRY: dict[str, type[Scorer]] = {}
