@@ -99,3 +99,15 @@ def __getattr__(name: str) -> Any:
     value = resolve(target)
     globals()[name] = value  # cache: later lookups skip __getattr__
     return value
+
+# agent loop (helper 3): timers, tracing, verl tools for the ToolAgentLoop baseline in bench/agent_loop.py
+_INTERNALS.update(
+    {
+        "simple_timer": "verl.utils.profiler:simple_timer",
+        "rollout_trace_op": "verl.utils.rollout_trace:rollout_trace_op",
+        "FunctionTool": "verl.tools.function_tool:FunctionTool",
+        "function_tool": "verl.tools.function_tool:function_tool",
+        "AgentState": "verl.experimental.agent_loop.tool_agent_loop:AgentState",
+    }
+)
+MODULES.update({"trainer_v1": "verl.trainer.ppo.v1.trainer_base", "trainer_v0": "verl.trainer.ppo.ray_trainer"})
