@@ -8,7 +8,9 @@ reports per-call metrics. A failed call is never an exception: it is an :class:`
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -60,6 +62,8 @@ class ToolEnv(ABC):
     """One task's tools. A new instance per trajectory; ``fork()`` gives an independent scratch copy."""
 
     kind: ClassVar[str] = ""
+    # True when a call's result depends on earlier calls (the cache then keys on the call history too).
+    stateful: ClassVar[bool] = False
 
     def __init__(self, spec: dict[str, Any]):
         self.spec = spec
@@ -87,6 +91,67 @@ class ToolEnv(ABC):
 
     def tool_names(self) -> list[str]:
         return [t["function"]["name"] for t in self.tools()]
+
+    def canonical(self, name: str, arguments: dict[str, Any] | str) -> tuple[str, dict[str, Any] | str]:
+        """Map a call as the model wrote it (possibly to a renamed tool) to the backend's name and arguments.
+
+        Identity here; the perturbation wrapper overrides it. The call log records the canonical form.
+        """
+        return name, arguments
+
+    def positional_params(self, name: str) -> list[str]:
+        """Parameter names in positional order, to bind positional arguments of call strings (gold traces).
+
+        Default: the schema's property order; kinds with a real signature (python, bfcl) override.
+        """
+        for tool in self.tools():
+            if tool["function"]["name"] == name:
+                return list((tool["function"].get("parameters") or {}).get("properties") or {})
+        return []
+
+    def fingerprint(self, name: str) -> str:
+        """A digest of what backs tool ``name`` in this task, so cached observations never cross tasks."""
+        schema = next((t for t in self.tools() if t["function"]["name"] == name), None)
+        return digest({"kind": self.kind, "tool": schema})
+
+    def _finish(self, obs: Observation, started: float) -> Observation:
+        """Stamp the latency and count the call; every kind ends ``call`` with this."""
+        obs.latency_s = time.perf_counter() - started
+        self.metrics.record(obs)
+        return obs
+
+
+def digest(obj: Any) -> str:
+    """Stable sha256 of a JSON-serialisable object (key order and whitespace do not matter)."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def decode_arguments(name: str, arguments: Any) -> tuple[dict[str, Any] | None, Observation | None]:
+    """Arguments as a dict, or an error Observation (``bad_arguments``) saying what is wrong with them.
+
+    Models emit arguments either as an object or as a JSON string; anything else is a malformed call.
+    """
+    if isinstance(arguments, str):
+        text = arguments.strip()
+        if not text:
+            return {}, None
+        try:
+            arguments = json.loads(text)
+        except json.JSONDecodeError as e:
+            return None, Observation(False, f"Error: arguments of {name!r} are not valid JSON ({e.msg} at position {e.pos}).", "bad_arguments")
+    if arguments is None:
+        return {}, None
+    if not isinstance(arguments, dict):
+        return None, Observation(
+            False, f"Error: arguments of {name!r} must be a JSON object of parameter names to values, got {type(arguments).__name__}.", "bad_arguments"
+        )
+    return arguments, None
+
+
+def unknown_tool(name: str, available: list[str]) -> Observation:
+    """The error Observation for a call to a tool the task does not offer (at this turn)."""
+    return Observation(False, f"Error: unknown tool {name!r}. Available tools: {', '.join(available) if available else '(none)'}.", "unknown_tool")
 
 
 ENV_REGISTRY: dict[str, type[ToolEnv]] = {}
