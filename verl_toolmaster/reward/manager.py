@@ -1,0 +1,242 @@
+"""ToolMasterRewardManager: the trial-aware reward for verl 0.9.1's reward loop.
+
+Selectable as ``reward.reward_manager.name=toolmaster`` once :func:`verl_toolmaster.reward.register_with_verl`
+has run, or without registration via ``reward.reward_manager.source=importlib
+reward.reward_manager.module.path=pkg://verl_toolmaster.reward.manager
+reward.reward_manager.name=ToolMasterRewardManager``. Formula, components and defaults: docs/reward.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from typing import Any, Callable
+
+from verl import DataProto
+
+from verl_toolmaster.compat import RewardManagerBase
+
+from .components import combine, untagged_fraction
+from .config import ToolMasterRewardConfig
+from .record import RecordError, check_record, episode_from_record, find_record, record_from_text
+from .scorers import Episode, Scorer, ScoreResult, load_builtin_scorers
+
+logger = logging.getLogger(__name__)
+
+# reward_extra_info keys reported for every sample (plus every scorer's detail keys), in this order.
+# verl builds one column per key from the first sample's keys, so the set must not vary between samples.
+BASE_KEYS = (
+    "score",  # the reward
+    "answer",  # task success from the data source's scorer, [0, 1]
+    "format",  # protocol compliance, [0, 1]
+    "trial",  # trial usefulness, [0, 1]
+    "cost",  # over-budget cost, [0, 1]
+    "acc",  # 1.0 when answer >= correct_threshold (verl's validation uses `acc` as its core metric)
+    "trial_calls",  # counts from the record
+    "execute_calls",
+    "self_corrections",
+    "violations",  # total protocol violations
+    "tool_errors",
+    "trial_precision",  # trial calls whose tool was later executed successfully
+    "trial_coverage",  # executed tools that were trialled first
+    "trial_errors_avoided",
+    "excess",  # calls + turns beyond the soft budgets
+    "untagged_frac",  # sampled tokens outside any valid phase (from phase_spans)
+    "has_record",  # 1.0 when the agent loop's "toolmaster" record was used
+    "from_text",  # 1.0 when the record was rebuilt from the decoded text
+    "spans_mismatch",  # 1.0 when the record's phase_spans do not describe the response tokens (a loop bug)
+    "scorer_error",  # 1.0 when the scorer raised (reason "scorer_error")
+    "reason",  # str: why the answer scored what it did; verl's metric aggregation skips str columns
+)
+
+
+class ToolMasterRewardManager(RewardManagerBase):
+    """Scores one trajectory per :meth:`run_single` call from token ids, phase spans and the call log."""
+
+    def __init__(
+        self,
+        config: Any,
+        tokenizer: Any,
+        compute_score: Callable[..., Any] | None = None,
+        reward_router_address: str | None = None,
+        reward_model_tokenizer: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__(config, tokenizer, compute_score)
+        reward_cfg = config.get("reward", {}) if hasattr(config, "get") else {}
+        self.cfg = ToolMasterRewardConfig.from_kwargs(reward_cfg.get("reward_kwargs") if reward_cfg else None)
+        self.delegate = compute_score  # verl's custom_reward_function or default_compute_score
+        self.delegate_is_async = inspect.iscoroutinefunction(compute_score)
+        self.scorers: dict[str, Scorer] = {}
+        for source, cls in load_builtin_scorers().items():
+            self.scorers[source] = cls(judge=self.cfg.judge) if source == "stabletoolbench" else cls()
+        detail_keys: list[str] = []
+        for scorer in self.scorers.values():
+            detail_keys += [k for k in type(scorer).detail_keys if k not in detail_keys]
+        self.detail_keys = tuple(detail_keys)
+        self._warned: set[str] = set()
+        if self.cfg.judge.mode == "auto" and not self.cfg.judge.active:
+            logger.warning("reward_kwargs.judge.mode=auto without base_url/model: StableToolBench rows use the offline proxy")
+
+    # ---------------------------------------------------------------- per sample
+
+    async def run_single(self, data: DataProto) -> dict:
+        item = data[-1:][0]  # multi-output trajectories are scored on their last output, as verl's managers do
+        nt = item.non_tensor_batch
+        index = self._index(nt)
+        response_ids = item.batch["responses"]
+        valid = int(item.batch["attention_mask"][-response_ids.shape[-1] :].sum())
+        ids = response_ids[:valid].tolist()
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        source = str(nt["data_source"])
+
+        record, record_note, from_text = self._record(nt, text, index)
+        mismatch = record is not None and not from_text and self._spans_mismatch(record, item, valid, index)
+        scorer = self.scorers.get(source)
+        failed = False
+        if scorer is None:
+            result = await self._delegated(source, ids, nt, index)
+        else:
+            try:
+                ground_truth = self._ground_truth(nt)
+                env_spec = self._env_spec(nt) if scorer.needs_env_spec else None
+                episode = episode_from_record(record, text, env_spec) if record else Episode(answers=[], response_text=text)
+                if scorer.cpu_heavy:
+                    result = await asyncio.get_running_loop().run_in_executor(None, scorer.score, ground_truth, episode)
+                else:
+                    result = await scorer.ascore(ground_truth, episode)
+            except Exception as exc:  # a failing scorer must not kill the training step
+                first = f"scorer:{source}:{type(exc).__name__}" not in self._warned
+                self._warned.add(f"scorer:{source}:{type(exc).__name__}")
+                logger.error("scorer for %r failed on sample index=%s: %r", source, index, exc, exc_info=first)
+                result, failed = ScoreResult(0.0, "scorer_error"), True
+
+        comps = combine(result.answer, record, self.cfg)
+        counts = record["counts"] if record else {}
+        info: dict[str, Any] = {
+            "score": comps.score,
+            "answer": comps.answer,
+            "format": comps.format,
+            "trial": comps.trial,
+            "cost": comps.cost,
+            "acc": float(comps.correct),
+            "trial_calls": float(counts.get("trial_calls", 0)),
+            "execute_calls": float(counts.get("execute_calls", 0)),
+            "self_corrections": float(counts.get("self_corrections", 0)),
+            "violations": float(sum(counts.get("violations", {}).values())),
+            "tool_errors": float(counts.get("tool_errors", 0)),
+            "trial_precision": comps.trial_precision,
+            "trial_coverage": comps.trial_coverage,
+            "trial_errors_avoided": float(comps.trial_errors_avoided),
+            "excess": float(comps.excess),
+            "untagged_frac": untagged_fraction(record) if record else 0.0,
+            "has_record": float(record is not None and not from_text),
+            "from_text": float(from_text),
+            "spans_mismatch": float(mismatch),
+            "scorer_error": float(failed),
+            "reason": result.reason if record is not None or failed or scorer is None else record_note,
+        }
+        for key in self.detail_keys:
+            value = result.details.get(key)
+            info[key] = None if value is None else float(value)
+        undeclared = set(result.details) - set(self.detail_keys)
+        if undeclared:
+            self._log_once(f"undeclared:{source}", "scorer for %r returned undeclared detail keys %s (dropped)", source, sorted(undeclared))
+        return {"reward_score": float(comps.score), "reward_extra_info": info}
+
+    # ---------------------------------------------------------------- helpers
+
+    @property
+    def extra_keys(self) -> tuple[str, ...]:
+        """Every reward_extra_info key, the same for every sample."""
+        return BASE_KEYS + self.detail_keys
+
+    def _record(self, nt: dict[str, Any], text: str, index: Any) -> tuple[dict[str, Any] | None, str, bool]:
+        """(record, reason when there is none, rebuilt-from-text flag)."""
+        raw = find_record(nt)
+        if raw is not None:
+            try:
+                return check_record(raw), "", False
+            except RecordError as exc:
+                self._log_once("bad_record", "sample index=%s: %s", index, exc)
+                return None, "bad_protocol_record", False
+        if not self.cfg.text_fallback:
+            return None, "no_protocol_record", False
+        try:
+            record, why = record_from_text(text)
+        except Exception as exc:  # the parser must not take the step down either
+            self._log_once(f"text_parse:{type(exc).__name__}", "sample index=%s: protocol parse of the text failed: %r", index, exc)
+            return None, "no_protocol_record", False
+        if record is None:
+            self._log_once("no_parser", "sample index=%s has no 'toolmaster' record and %s", index, why)
+            return None, "no_protocol_record", False
+        return record, "", True
+
+    def _spans_mismatch(self, record: dict[str, Any], item: Any, valid: int, index: Any) -> bool:
+        """Check the record's phase_spans against the response: they must cover its ``valid`` tokens, and when
+        the batch carries ``response_mask`` (batch scoring), observation spans must be exactly its 0s."""
+        from verl_toolmaster.protocol import span_problems
+
+        if "response_mask" in item.batch.keys():
+            mask = item.batch["response_mask"][:valid].tolist()
+        else:  # per-trajectory scoring gets no mask: check coverage only
+            mask = [0 if label == "observation" else 1 for label, start, end in record["phase_spans"] for _ in range(start, end)]
+            if len(mask) != valid:
+                self._log_once("spans", "sample index=%s: phase_spans cover %d tokens, the response has %d", index, len(mask), valid)
+                return True
+        problems = span_problems(record["phase_spans"], mask)
+        if problems:
+            self._log_once("spans", "sample index=%s: phase_spans disagree with the response: %s", index, "; ".join(problems[:3]))
+        return bool(problems)
+
+    @staticmethod
+    def _index(nt: dict[str, Any]) -> Any:
+        if "index" in nt:
+            return nt["index"]
+        extra = nt.get("extra_info")
+        return extra.get("index") if isinstance(extra, dict) else None
+
+    @staticmethod
+    def _ground_truth(nt: dict[str, Any]) -> dict[str, Any]:
+        gt = nt["reward_model"]["ground_truth"]
+        if isinstance(gt, (str, bytes)):
+            gt = json.loads(gt)
+        if not isinstance(gt, dict):
+            raise ValueError(f"reward_model.ground_truth must be a JSON object, got {type(gt).__name__}")
+        return gt
+
+    @staticmethod
+    def _env_spec(nt: dict[str, Any]) -> dict[str, Any] | None:
+        extra = nt.get("extra_info")
+        spec = extra.get("env") if isinstance(extra, dict) else None
+        return json.loads(spec) if isinstance(spec, (str, bytes)) else spec
+
+    async def _delegated(self, source: str, ids: list[int], nt: dict[str, Any], index: Any) -> ScoreResult:
+        """A data source without a ToolMaster scorer: verl's compute_score, on text with special tokens stripped."""
+        if not self.cfg.delegate_unknown_sources or self.delegate is None:
+            self._log_once(f"unknown:{source}", "no scorer for data_source=%r (sample index=%s)", source, index)
+            return ScoreResult(0.0, "unknown_source")
+        extra = nt.get("extra_info")
+        kwargs = {
+            "data_source": source,
+            "solution_str": self.tokenizer.decode(ids, skip_special_tokens=True),
+            "ground_truth": nt["reward_model"]["ground_truth"],
+            "extra_info": dict(extra) if isinstance(extra, dict) else {},
+        }
+        try:
+            out = await self.delegate(**kwargs) if self.delegate_is_async else self.delegate(**kwargs)
+        except NotImplementedError:
+            self._log_once(f"unknown:{source}", "no scorer for data_source=%r, verl's compute_score has none either (sample index=%s)", source, index)
+            return ScoreResult(0.0, "unknown_source")
+        value = out["score"] if isinstance(out, dict) else out
+        return ScoreResult(float(value), "verl_compute_score")
+
+    def _log_once(self, key: str, msg: str, *args: Any) -> None:
+        """Log every occurrence at debug level and the first of each kind as an error, with the sample index."""
+        if key in self._warned:
+            logger.debug(msg, *args)
+        else:
+            self._warned.add(key)
+            logger.error(msg + " (further occurrences of this kind are logged at debug level)", *args)
