@@ -111,3 +111,7 @@ _INTERNALS.update(
     }
 )
 MODULES.update({"trainer_v1": "verl.trainer.ppo.v1.trainer_base", "trainer_v0": "verl.trainer.ppo.ray_trainer"})
+
+
+# data (verl_toolmaster.data.sft_dataset): verl's own nested-value normaliser for parquet rows
+_INTERNALS["convert_nested_value_to_list_recursive"] = "verl.utils.py_functional:convert_nested_value_to_list_recursive"

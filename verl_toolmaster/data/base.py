@@ -31,6 +31,10 @@ class InvalidRecord(Exception):
         return f"{where}: {self.reason}: {self.detail}"
 
 
+class InputError(Exception):
+    """The input path cannot be read as this benchmark (missing files, unknown layout or category)."""
+
+
 class SkipRecord(InvalidRecord):
     """A well-formed record this adapter deliberately does not convert (e.g. the benchmark lists two different
     tools under one name). Always skipped and counted, never fatal: it is a property of the data, not a defect
@@ -155,8 +159,8 @@ def files_in(path: Path, patterns: tuple[str, ...], what: str) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such file or directory")
+        raise InputError(f"{path}: no such file or directory")
     found = sorted({p for pat in patterns for p in path.glob(pat) if p.is_file()})
     if not found:
-        raise FileNotFoundError(f"{path}: no {what} files ({', '.join(patterns)}) found")
+        raise InputError(f"{path}: no {what} files ({', '.join(patterns)}) found")
     return found

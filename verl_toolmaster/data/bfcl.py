@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..envs.calls import bind_arguments, parse_call_string
-from .base import Adapter, InvalidRecord, RawRecord, iter_jsonl, register_adapter, require_keys
+from .base import Adapter, InputError, InvalidRecord, RawRecord, iter_jsonl, register_adapter, require_keys
 from .schemas import cast_bfcl_schema, function_tool
 from .task import Task
 
@@ -49,7 +49,7 @@ def package_data_dir() -> Path:
     try:
         root = resources.files("bfcl_eval") / "data"
     except ModuleNotFoundError:
-        raise FileNotFoundError("bfcl-eval is not installed: pip install --no-deps bfcl-eval, or pass --input FOLDER") from None
+        raise InputError("bfcl-eval is not installed: pip install --no-deps bfcl-eval, or pass --input FOLDER") from None
     return Path(str(root))
 
 
@@ -131,10 +131,10 @@ class BFCLAdapter(Adapter):
         if path.is_file():
             cat = category_of(path)
             if cat not in SUPPORTED:
-                raise ValueError(f"{path}: BFCL category {cat!r} is not supported; supported: {list(SUPPORTED)}")
+                raise InputError(f"{path}: BFCL category {cat!r} is not supported; supported: {list(SUPPORTED)}")
             return [path]
         if not path.is_dir():
-            raise FileNotFoundError(f"{path}: no such file or directory")
+            raise InputError(f"{path}: no such file or directory")
         files = []
         for f in sorted(path.glob(f"{FILE_PREFIX}*.json")):
             cat = category_of(f)
@@ -143,7 +143,7 @@ class BFCLAdapter(Adapter):
             elif self.categories is None or cat in self.categories:
                 files.append(f)
         if not files:
-            raise FileNotFoundError(f"{path}: no {FILE_PREFIX}<category>.json files of the selected categories")
+            raise InputError(f"{path}: no {FILE_PREFIX}<category>.json files of the selected categories")
         return files
 
     def records(self, path: Path | None) -> Iterator[RawRecord]:
@@ -154,7 +154,7 @@ class BFCLAdapter(Adapter):
             afile = qfile.parent / "possible_answer" / qfile.name
             if cat not in NO_POSSIBLE_ANSWER:
                 if not afile.is_file():
-                    raise FileNotFoundError(f"{qfile}: its possible answers {afile} are missing")
+                    raise InputError(f"{qfile}: its possible answers {afile} are missing")
                 for rec in iter_jsonl(afile):
                     if rec.error is None and isinstance(rec.data, dict) and "id" in rec.data:
                         answers[str(rec.data["id"])] = rec.data

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .base import Adapter, RawRecord, files_in, iter_json_array, register_adapter, require_keys
+from .base import Adapter, InputError, RawRecord, files_in, iter_json_array, register_adapter, require_keys
 from .messages import tool_call
 from .schemas import function_tool
 from .task import Task
@@ -68,7 +68,7 @@ def turn_of(path: Path) -> str:
     for part in reversed(path.parts[:-1]):
         if part in TURN_DIRS:
             return TURN_DIRS[part]
-    raise ValueError(f"{path}: cannot tell first from third turn; keep the file under First_Turn/ or Third_Turn/")
+    raise InputError(f"{path}: cannot tell first from third turn; keep the file under First_Turn/ or Third_Turn/")
 
 
 @register_adapter("rotbench")

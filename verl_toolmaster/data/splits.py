@@ -156,12 +156,26 @@ def tool_disjoint_split(tasks: Sequence[Task], fractions: dict[str, float], seed
                 assign[i] = split
             filled[split] += len(members)
         last = names[-1]
+        # the largest split takes every task none of whose tools another split claimed ...
         for i in sorted(remaining):
-            if any(claimed.get(t, last) != last for t in tools_of[i]):
-                dropped.append(i)
-            else:
+            if all(claimed.get(t, last) == last for t in tools_of[i]):
                 assign[i] = last
                 filled[last] += 1
+                for t in tools_of[i]:
+                    claimed[t] = last
+        # ... a task whose claimed tools all sit in one split joins it; only tasks spanning splits are dropped
+        for i in sorted(remaining):
+            if i in assign:
+                continue
+            owners = {claimed[t] for t in tools_of[i] if t in claimed}
+            if len(owners) == 1:
+                split = owners.pop()
+                assign[i] = split
+                filled[split] += 1
+                for t in tools_of[i]:
+                    claimed[t] = split
+            else:
+                dropped.append(i)
 
     return SplitResult(
         {name: [t for i, t in enumerate(tasks) if assign.get(i) == name] for name in fractions},
