@@ -44,16 +44,18 @@ import traceback
 
 NOBODY = 65534
 _HDR = struct.Struct(">I")
+# Bound once: a tool that monkeypatches json/os/select must not be able to break the worker's framing.
+_dumps, _loads, _os_read, _os_write, _select = json.dumps, json.loads, os.read, os.write, select.select
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 
 
 # ---------------------------------------------------------------------------------------------- framing
 def write_frame(fd: int, obj: dict) -> None:
-    data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    data = _dumps(obj, ensure_ascii=False).encode("utf-8")
     buf = memoryview(_HDR.pack(len(data)) + data)
     while buf:
-        n = os.write(fd, buf)
+        n = _os_write(fd, buf)
         buf = buf[n:]
 
 
@@ -63,9 +65,9 @@ def read_exact(fd: int, n: int, deadline: float | None = None) -> bytes | None:
     while got < n:
         if deadline is not None:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not _select([fd], [], [], left)[0]:
                 raise TimeoutError
-        b = os.read(fd, min(n - got, 1 << 20))
+        b = _os_read(fd, min(n - got, 1 << 20))
         if not b:
             return None
         chunks.append(b)
@@ -84,7 +86,7 @@ def read_frame(fd: int, max_bytes: int, deadline: float | None = None) -> dict |
     data = read_exact(fd, n, deadline)
     if data is None:
         return None
-    obj = json.loads(data.decode("utf-8"))
+    obj = _loads(data.decode("utf-8"))
     if not isinstance(obj, dict):
         raise ValueError("frame is not a JSON object")
     return obj
@@ -378,7 +380,7 @@ def render(value) -> str:
         return value
     if isinstance(value, (dict, list, tuple)):
         try:
-            return json.dumps(value, ensure_ascii=False, default=str)
+            return _dumps(value, ensure_ascii=False, default=str)
         except (ValueError, TypeError, RecursionError):
             return repr(value)
     return str(value)
@@ -399,11 +401,26 @@ def _error(kind: str, text: str) -> dict:
     return {"ok": False, "error_kind": kind, "text": text}
 
 
-def run_call(req: dict, limits: dict, code_cache: dict) -> dict:
-    """Execute one request (limits already armed by the caller); always returns a result dict."""
+def run_call(req: dict, limits: dict, code_cache: dict, pristine: dict) -> dict:
+    """Execute one request (limits already armed by the caller); always returns a result dict.
+
+    ``pristine`` is the builtins namespace as the worker started; if the tool changed it, it is restored
+    before any worker code runs again and the result carries ``"tampered": True``.
+    """
     fn, source, kwargs = req["fn"], req["code"], req.get("kwargs") or {}
     out = CappedText(limits["max_print_chars"])
     sys.stdout = sys.stderr = out
+    tampered = [False]
+    res = _run(fn, source, kwargs, limits, code_cache, pristine, out, tampered)
+    live = builtins.__dict__
+    if tampered[0] or live != pristine:  # also catches changes made while the module body ran
+        live.clear()
+        live.update(pristine)
+        res["tampered"] = True
+    return res
+
+
+def _run(fn, source, kwargs, limits, code_cache, pristine, out, tampered) -> dict:
     try:
         key = hashlib.sha256(source.encode("utf-8")).hexdigest()
         code = code_cache.get(key)
@@ -429,7 +446,14 @@ def run_call(req: dict, limits: dict, code_cache: dict) -> dict:
                 sig.bind(**kwargs)
             except TypeError as e:
                 return _error("schema", f"Error: invalid arguments for {fn!r}: {e}. Parameters: {', '.join(sig.parameters)}.")
-        value = func(**kwargs)
+        try:
+            value = func(**kwargs)
+        finally:
+            live = builtins.__dict__
+            if live != pristine:
+                live.clear()
+                live.update(pristine)
+                tampered[0] = True
         printed = out.getvalue()
         return {"ok": True, "error_kind": None, "text": printed if value is None and printed else render(value)}
     except OutputLimit:
@@ -513,6 +537,7 @@ class Worker:
         if not abi or program is None:
             _audit_fallback(self.base, block_writes=not abi, block_net_proc=program is None)
         signal.signal(signal.SIGXCPU, _on_xcpu)
+        signal.signal(signal.SIGPROF, _on_xcpu)
         signal.signal(signal.SIGALRM, _on_alarm)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes fail with EFBIG instead of killing
         return {
@@ -532,15 +557,19 @@ class Worker:
         used = resource.getrusage(resource.RUSAGE_SELF)
         cpu_now = used.ru_utime + used.ru_stime
         _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        soft = math.ceil(cpu_now + limits["cpu_s"])
+        # Precise budget: ITIMER_PROF (process CPU time) -> SIGPROF. Backstop the tool cannot disarm by
+        # resetting timers: RLIMIT_CPU one whole second later -> SIGXCPU (both raise CpuLimit).
+        soft = math.ceil(cpu_now + limits["cpu_s"]) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
         os.chdir(self.work)
         try:
             signal.setitimer(signal.ITIMER_REAL, limits["timeout_s"])
+            signal.setitimer(signal.ITIMER_PROF, limits["cpu_s"])
             try:
-                res = run_call(req, limits, self.code_cache)
+                res = run_call(req, limits, self.code_cache, self._builtins)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.setitimer(signal.ITIMER_PROF, 0)
         except (WallClockLimit, CpuLimit) as e:  # fired between the tool's return and disarming
             res = _error("timeout" if isinstance(e, WallClockLimit) else "resource", f"Error: tool {req.get('fn')!r} hit its time limit.")
         finally:
@@ -549,7 +578,7 @@ class Worker:
         if len(res["text"]) > cap:
             res["text"] = res["text"][:cap] + f"\n...[truncated: {len(res['text']) - cap} more characters]"
         self.calls += 1
-        return res, self.retire_reason()
+        return res, "a tool modified builtins" if res.pop("tampered", False) else self.retire_reason()
 
     def retire_reason(self) -> str | None:
         """Clean the working dir; say why this worker must not serve another call, if it must not."""
@@ -562,8 +591,6 @@ class Worker:
             return f"could not reset the working directory ({e})"
         if len(os.listdir("/proc/self/task")) > 1:
             return "a tool left threads running"
-        if vars(builtins) != self._builtins:
-            return "a tool modified builtins"
         if self.calls >= self.cfg["max_calls"]:
             return "served its maximum number of calls"
         return None
