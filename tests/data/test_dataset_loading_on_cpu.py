@@ -92,3 +92,15 @@ def test_nested_layout_refuses_rows_parquet_would_alter(shared_data, tmp_path):
     back = read_sft_rows(path)
     assert [r["messages"] for r in back] == [r["messages"] for r in rows]
     assert [r["tools"] for r in back] == [r["tools"] for r in rows]
+
+
+def test_toolhop_sft_observations_come_from_the_python_environment(shared_data, prepare, tmp_path):
+    sft = tmp_path / "sft.parquet"
+    res = prepare(["--dataset", "toolhop", "--input", str(shared_data / "toolhop"), "--output", str(tmp_path / "rl.parquet"), "--sft-output", str(sft)])
+    assert "sft rows: 5;" in res.stdout and '"no_gold_trace": 5' in res.stdout
+    row = next(r for r in read_sft_rows(sft) if r["task_id"] == "toolhop-015")
+    msgs = row["messages"]
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant", "tool", "assistant"]
+    # outputs of the tools' own code, run in the sandbox (not text from the dataset)
+    assert msgs[3]["content"] == '{"father": "John Russell, 3rd Baron Ampthill"}'
+    assert msgs[-2]["content"] == "Russell" and msgs[-1]["content"] == "<answer>Russell</answer>"

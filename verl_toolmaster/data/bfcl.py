@@ -11,7 +11,6 @@ Function docs get bfcl-eval's own language hints, as bfcl-eval shows them to mod
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from importlib import resources
@@ -110,7 +109,7 @@ class BFCLAdapter(Adapter):
                 raise ValueError(f"unsupported BFCL categories {unknown}; supported: {list(SUPPORTED)}")
         self.categories: tuple[str, ...] | None = tuple(cats) if cats else None
         self.notes: list[str] = []  # files seen but not converted, with why
-        self._docs: dict[Path, dict[str, list[dict[str, Any]]]] = {}
+        self._docs: dict[tuple[Path, str, str], list[dict[str, Any]]] = {}  # hinted multi-turn docs, shared read-only
         from bfcl_eval.constants.default_prompts import DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC
         from bfcl_eval.constants.executable_backend_config import MULTI_TURN_FUNC_DOC_FILE_MAPPING
         from bfcl_eval.constants.type_mappings import GORILLA_TO_OPENAPI
@@ -164,10 +163,11 @@ class BFCLAdapter(Adapter):
                     rec.data = {"entry": rec.data, "answer": answers.get(qid) if qid else None, "category": cat, "dir": qfile.parent, "answer_file": afile}
                 yield rec
 
-    def _func_docs(self, folder: Path, cls_name: str, record: RawRecord) -> list[dict[str, Any]]:
+    def _class_docs(self, folder: Path, cls_name: str, qid: str, record: RawRecord) -> list[dict[str, Any]]:
+        """A class's function docs with bfcl-eval's hints, read and hinted once per folder, class and language."""
         docs_dir = folder / "multi_turn_func_doc"
-        cache = self._docs.setdefault(docs_dir, {})
-        if cls_name not in cache:
+        key = (docs_dir, cls_name, self._language_hint_key(qid))
+        if key not in self._docs:
             fname = self._doc_files.get(cls_name)
             if fname is None:
                 raise record.invalid("unknown_class", f"involved class {cls_name!r} has no function-doc file in bfcl-eval's mapping")
@@ -179,8 +179,14 @@ class BFCLAdapter(Adapter):
                 if rec.error is not None:
                     raise rec.error
                 docs.append(rec.data)
-            cache[cls_name] = docs
-        return copy.deepcopy(cache[cls_name])
+            self._docs[key] = self._hinted(qid, docs, record)
+        return self._docs[key]
+
+    def _language_hint_key(self, qid: str) -> str:
+        from bfcl_eval.utils import extract_test_category_from_id, is_java, is_js
+
+        cat = extract_test_category_from_id(qid)
+        return "java" if is_java(cat) else "js" if is_js(cat) else "python"
 
     # ---- conversion ------------------------------------------------------------------------------------
 
@@ -220,7 +226,7 @@ class BFCLAdapter(Adapter):
             raise record.invalid("bad_question", f"the turn ends with a {messages[-1]['role']!r} message, not the user request")
         if not isinstance(entry["function"], list) or (not entry["function"] and cat not in NO_POSSIBLE_ANSWER):
             raise record.invalid("bad_function_doc", "'function' must be a non-empty list of function docs")
-        docs = self._hinted(qid, copy.deepcopy(entry["function"]), record)
+        docs = self._hinted(qid, entry["function"], record)  # the entry was just decoded: hinting it in place is safe
         tools = [self._tool(doc, record) for doc in docs]
         names = [t["function"]["name"] for t in tools]
         if len(set(names)) != len(names):
@@ -262,8 +268,7 @@ class BFCLAdapter(Adapter):
             raise record.invalid("bad_field", "'involved_classes' must be a non-empty list of class names")
         docs: list[dict[str, Any]] = []
         for cls_name in classes:
-            docs.extend(self._func_docs(record.data["dir"], cls_name, record))
-        docs = self._hinted(qid, docs, record)
+            docs.extend(self._class_docs(record.data["dir"], cls_name, qid, record))
         by_name = {d["name"]: d for d in docs}
         order = {d["name"]: list(d.get("parameters", {}).get("properties", {})) for d in docs}
 
