@@ -6,9 +6,13 @@ only by :func:`register_with_verl`, by ``source=importlib`` configs, or by the l
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, TypeVar
 
 REWARD_MANAGER_NAME = "toolmaster"  # reward.reward_manager.name with source=register
+
+_T = TypeVar("_T")
+_deferred = False  # register_with_verl() ran while .manager was half-imported; the class decorator finishes it
 
 
 def register_with_verl() -> None:
@@ -19,11 +23,31 @@ def register_with_verl() -> None:
     ``reward_manager`` package ``__init__`` is still running). Idempotent; raises verl's ValueError if another
     class already holds the name.
     """
-    from verl_toolmaster import compat
-
+    global _deferred
+    manager = sys.modules.get(f"{__name__}.manager")
+    if manager is not None and not hasattr(manager, "ToolMasterRewardManager"):
+        # .manager is importing verl's reward_manager package (for RewardManagerBase), which imported the registry
+        # and fired this hook before our class exists; @registered_when_defined on the class completes it.
+        _deferred = True
+        return
     from .manager import ToolMasterRewardManager
 
-    compat.register_reward_manager(REWARD_MANAGER_NAME)(ToolMasterRewardManager)
+    _register(ToolMasterRewardManager)
+
+
+def _register(cls: Any) -> None:
+    from verl_toolmaster import compat
+
+    compat.register_reward_manager(REWARD_MANAGER_NAME)(cls)
+
+
+def registered_when_defined(cls: _T) -> _T:
+    """Class decorator for the manager: completes a registration that verl's hook asked for mid-import."""
+    global _deferred
+    if _deferred:
+        _deferred = False
+        _register(cls)
+    return cls
 
 
 def __getattr__(name: str) -> Any:

@@ -18,6 +18,7 @@ from verl import DataProto
 
 from verl_toolmaster.compat import RewardManagerBase
 
+from . import registered_when_defined
 from .components import combine, untagged_fraction
 from .config import ToolMasterRewardConfig
 from .record import RecordError, check_record, episode_from_record, find_record, record_from_text
@@ -52,6 +53,7 @@ BASE_KEYS = (
 )
 
 
+@registered_when_defined
 class ToolMasterRewardManager(RewardManagerBase):
     """Scores one trajectory per :meth:`run_single` call from token ids, phase spans and the call log."""
 
