@@ -1,12 +1,15 @@
 """Imported by verl (entry point group ``verl.plugins``) on every ``import verl``, in every process.
 
-Registrations are deferred with post-import hooks: our pieces are added to a verl registry the moment that
-registry's module is imported, so ``import verl`` itself stays as fast as without the add-on.
+Registrations are deferred with post-import hooks: each of our pieces is added to a verl registry the moment
+that registry's module is imported, so ``import verl`` itself stays as fast as without the add-on
+(``python bench/plugin_import.py``).
 """
 
 from __future__ import annotations
 
 import sys
+
+import wrapt
 
 from . import compat
 
@@ -20,12 +23,34 @@ def _version_guard() -> None:
         raise SystemExit(2) from None
 
 
+def _register_agent_loop(_module) -> None:
+    from .registration import register_agent_loop
+
+    register_agent_loop()
+
+
+def _register_reward_manager(_module) -> None:
+    from .reward import register_with_verl
+
+    register_with_verl()
+
+
+def _install_step_metrics(module) -> None:
+    from .registration import install_step_metrics
+
+    install_step_metrics(module)
+
+
 def install() -> None:
     _version_guard()
     from . import cpu
 
     if cpu.requested():
         cpu.activate()
+    wrapt.register_post_import_hook(_register_agent_loop, compat.MODULES["agent_loop"])
+    wrapt.register_post_import_hook(_register_reward_manager, compat.MODULES["reward_registry"])
+    wrapt.register_post_import_hook(_install_step_metrics, compat.MODULES["trainer_v1"])
+    wrapt.register_post_import_hook(_install_step_metrics, compat.MODULES["trainer_v0"])
 
 
 install()

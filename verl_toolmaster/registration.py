@@ -27,23 +27,25 @@ def register_agent_loop(registry: dict[str, Any] | None = None) -> None:
     registry[AGENT_NAME] = dict(AGENT_LOOP_ENTRY)
 
 
-def install_step_metrics() -> None:
-    """Wrap the trainers' metric computation so step metrics include :func:`rollout_metrics.step_metrics`.
+def install_step_metrics(module: Any) -> None:
+    """Wrap a trainer module's metric computation so step metrics include :func:`rollout_metrics.step_metrics`.
 
+    Called by the plugin's post-import hook with the module that just finished importing (never another one:
+    the legacy trainer is imported while the V1 module is still half-initialised).
     V1 trainer: ``PPOTrainer._compute_metrics`` reads nothing of ``extra_fields``; the wrapper fetches that
     column from TransferQueue for the step's keys. Legacy trainer: ``compute_data_metrics`` sees the batch's
     ``toolmaster`` column directly. Idempotent.
     """
-    import sys
-
     from .compat import MODULES
 
-    v1 = sys.modules.get(MODULES["trainer_v1"])
-    if v1 is not None and not getattr(v1.PPOTrainer._compute_metrics, "_toolmaster", False):
-        v1.PPOTrainer._compute_metrics = _wrap_v1(v1.PPOTrainer._compute_metrics)
-    v0 = sys.modules.get(MODULES["trainer_v0"])
-    if v0 is not None and hasattr(v0, "compute_data_metrics") and not getattr(v0.compute_data_metrics, "_toolmaster", False):
-        v0.compute_data_metrics = _wrap_v0(v0.compute_data_metrics)
+    if module.__name__ == MODULES["trainer_v1"]:
+        if not getattr(module.PPOTrainer._compute_metrics, "_toolmaster", False):
+            module.PPOTrainer._compute_metrics = _wrap_v1(module.PPOTrainer._compute_metrics)
+    elif module.__name__ == MODULES["trainer_v0"]:
+        if hasattr(module, "compute_data_metrics") and not getattr(module.compute_data_metrics, "_toolmaster", False):
+            module.compute_data_metrics = _wrap_v0(module.compute_data_metrics)
+    else:
+        raise ValueError(f"install_step_metrics: {module.__name__} is not a trainer module we instrument")
 
 
 def _wrap_v1(original):
