@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,16 +64,21 @@ def trial_score(calls: list[dict[str, Any]]) -> tuple[float, float, float, int]:
 def cost_score(record: dict[str, Any], cfg: ToolMasterRewardConfig) -> tuple[float, int]:
     """``min(1, cost_per_excess * excess)``; excess sums, over user turns, the trial calls, execute calls and
     assistant turns beyond their budgets. Failed calls count: they cost a round trip like any other."""
-    trial_calls: Counter[int] = Counter()
-    exec_calls: Counter[int] = Counter()
+    trial_calls: dict[int, int] = {}
+    exec_calls: dict[int, int] = {}
     for c in record["calls"]:
-        (trial_calls if c["phase"] == "trial" else exec_calls)[c["turn"]] += 1
-    turns = Counter(t["user_turn"] for t in record["turns"])
+        counter = trial_calls if c["phase"] == "trial" else exec_calls
+        counter[c["turn"]] = counter.get(c["turn"], 0) + 1
+    turns: dict[int, int] = {}
+    for t in record["turns"]:
+        turns[t["user_turn"]] = turns.get(t["user_turn"], 0) + 1
     excess = 0
-    for u in set(trial_calls) | set(exec_calls) | set(turns):
-        excess += max(0, trial_calls[u] - cfg.trial_call_budget)
-        excess += max(0, exec_calls[u] - cfg.execute_call_budget)
-        excess += max(0, turns[u] - cfg.turn_budget)
+    for n in trial_calls.values():
+        excess += max(0, n - cfg.trial_call_budget)
+    for n in exec_calls.values():
+        excess += max(0, n - cfg.execute_call_budget)
+    for n in turns.values():
+        excess += max(0, n - cfg.turn_budget)
     return min(1.0, cfg.cost_per_excess * excess), excess
 
 

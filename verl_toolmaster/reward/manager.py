@@ -9,6 +9,7 @@ reward.reward_manager.name=ToolMasterRewardManager``. Formula, components and de
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
@@ -17,6 +18,7 @@ from typing import Any, Callable
 from verl import DataProto
 
 from verl_toolmaster.compat import RewardManagerBase
+from verl_toolmaster.protocol.tags import SPAN_LABELS
 
 from . import registered_when_defined
 from .components import combine, untagged_fraction
@@ -25,6 +27,13 @@ from .record import RecordError, check_record, episode_from_record, find_record,
 from .scorers import Episode, Scorer, ScoreResult, load_builtin_scorers
 
 logger = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_env_spec(spec: str) -> dict[str, Any]:
+    """Env specs repeat across a GRPO group (one task, n rollouts); scorers only read them."""
+    return json.loads(spec)
+
 
 # reward_extra_info keys reported for every sample (plus every scorer's detail keys), in this order.
 # verl builds one column per key from the first sample's keys, so the set must not vary between samples.
@@ -78,6 +87,7 @@ class ToolMasterRewardManager(RewardManagerBase):
         for scorer in self.scorers.values():
             detail_keys += [k for k in type(scorer).detail_keys if k not in detail_keys]
         self.detail_keys = tuple(detail_keys)
+        self._declared = frozenset(detail_keys)
         self._warned: set[str] = set()
         if self.cfg.judge.mode == "auto" and not self.cfg.judge.active:
             logger.warning("reward_kwargs.judge.mode=auto without base_url/model: StableToolBench rows use the offline proxy")
@@ -85,12 +95,12 @@ class ToolMasterRewardManager(RewardManagerBase):
     # ---------------------------------------------------------------- per sample
 
     async def run_single(self, data: DataProto) -> dict:
-        item = data[-1:][0]  # multi-output trajectories are scored on their last output, as verl's managers do
+        item = data[len(data) - 1]  # multi-output trajectories are scored on their last output, as verl's managers do
         nt = item.non_tensor_batch
         index = self._index(nt)
         response_ids = item.batch["responses"]
         valid = int(item.batch["attention_mask"][-response_ids.shape[-1] :].sum())
-        ids = response_ids[:valid].tolist()
+        ids = response_ids[:valid]  # a tensor: tokenizers convert it in one call, a list element by element
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
         source = str(nt["data_source"])
 
@@ -140,12 +150,13 @@ class ToolMasterRewardManager(RewardManagerBase):
             "scorer_error": float(failed),
             "reason": result.reason if record is not None or failed or scorer is None else record_note,
         }
+        details = result.details
         for key in self.detail_keys:
-            value = result.details.get(key)
+            value = details.get(key)
             info[key] = None if value is None else float(value)
-        undeclared = set(result.details) - set(self.detail_keys)
-        if undeclared:
-            self._log_once(f"undeclared:{source}", "scorer for %r returned undeclared detail keys %s (dropped)", source, sorted(undeclared))
+        if not self._declared.issuperset(details):
+            undeclared = sorted(set(details) - self._declared)
+            self._log_once(f"undeclared:{source}", "scorer for %r returned undeclared detail keys %s (dropped)", source, undeclared)
         return {"reward_score": float(comps.score), "reward_extra_info": info}
 
     # ---------------------------------------------------------------- helpers
@@ -177,18 +188,22 @@ class ToolMasterRewardManager(RewardManagerBase):
         return record, "", True
 
     def _spans_mismatch(self, record: dict[str, Any], item: Any, valid: int, index: Any) -> bool:
-        """Check the record's phase_spans against the response: they must cover its ``valid`` tokens, and when
-        the batch carries ``response_mask`` (batch scoring), observation spans must be exactly its 0s."""
-        from verl_toolmaster.protocol import span_problems
-
+        """Check the record's phase_spans against the response: contiguous, known labels, covering its ``valid``
+        tokens; when the batch carries ``response_mask`` (batch scoring), observation spans must be exactly its 0s."""
+        spans = record["phase_spans"]
         if "response_mask" in item.batch.keys():
-            mask = item.batch["response_mask"][:valid].tolist()
-        else:  # per-trajectory scoring gets no mask: check coverage only
-            mask = [0 if label == "observation" else 1 for label, start, end in record["phase_spans"] for _ in range(start, end)]
-            if len(mask) != valid:
-                self._log_once("spans", "sample index=%s: phase_spans cover %d tokens, the response has %d", index, len(mask), valid)
-                return True
-        problems = span_problems(record["phase_spans"], mask)
+            from verl_toolmaster.protocol import span_problems
+
+            problems = span_problems(spans, item.batch["response_mask"][:valid].tolist())
+        else:  # per-trajectory scoring gets no mask: check the spans' own shape and coverage
+            problems, pos = [], 0
+            for label, start, end in spans:
+                if label not in SPAN_LABELS or start != pos or end <= start:
+                    problems.append(f"bad span [{label!r}, {start}, {end}) after position {pos}")
+                    break
+                pos = end
+            if not problems and pos != valid:
+                problems.append(f"spans end at {pos}, the response has {valid} tokens")
         if problems:
             self._log_once("spans", "sample index=%s: phase_spans disagree with the response: %s", index, "; ".join(problems[:3]))
         return bool(problems)
@@ -213,9 +228,9 @@ class ToolMasterRewardManager(RewardManagerBase):
     def _env_spec(nt: dict[str, Any]) -> dict[str, Any] | None:
         extra = nt.get("extra_info")
         spec = extra.get("env") if isinstance(extra, dict) else None
-        return json.loads(spec) if isinstance(spec, (str, bytes)) else spec
+        return _parse_env_spec(spec) if isinstance(spec, str) else spec
 
-    async def _delegated(self, source: str, ids: list[int], nt: dict[str, Any], index: Any) -> ScoreResult:
+    async def _delegated(self, source: str, ids: Any, nt: dict[str, Any], index: Any) -> ScoreResult:
         """A data source without a ToolMaster scorer: verl's compute_score, on text with special tokens stripped."""
         if not self.cfg.delegate_unknown_sources or self.delegate is None:
             self._log_once(f"unknown:{source}", "no scorer for data_source=%r (sample index=%s)", source, index)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .scorers.base import Episode
 
@@ -34,6 +35,31 @@ def _need(cond: bool, what: str) -> None:
         raise RecordError(f"'{RECORD_KEY}' record: {what}")
 
 
+_PHASES = frozenset({"trial", "execute"})
+
+
+def _call_ok(c: Any) -> bool:
+    return (
+        type(c) is dict
+        and c.get("phase") in _PHASES
+        and type(c.get("turn")) is int
+        and type(c.get("name")) is str
+        and isinstance(c.get("arguments"), (dict, str))
+        and type(c.get("ok")) is bool
+    )
+
+
+def _call_problem(i: int, c: Any) -> str:
+    if not isinstance(c, Mapping):
+        return f"calls[{i}] is not a dict"
+    if c.get("phase") not in _PHASES:
+        return f"calls[{i}].phase must be 'trial' or 'execute', got {c.get('phase')!r}"
+    for key, typ, name in (("turn", int, "an int"), ("name", str, "a str"), ("arguments", (dict, str), "a dict or str"), ("ok", bool, "a bool")):
+        if not isinstance(c.get(key), typ) or (key == "turn" and isinstance(c.get(key), bool)):
+            return f"calls[{i}].{key} must be {name}, got {type(c.get(key)).__name__}"
+    return f"calls[{i}] is malformed"
+
+
 def check_record(raw: Any) -> dict[str, Any]:
     """Parse (JSON string or dict) and check the fields the reward reads; RecordError names the first problem."""
     if isinstance(raw, (str, bytes)):
@@ -46,23 +72,19 @@ def check_record(raw: Any) -> dict[str, Any]:
     for key, typ in (("calls", list), ("turns", list), ("answers", list), ("counts", Mapping), ("phase_spans", list)):
         _need(isinstance(raw.get(key), typ), f"'{key}' must be a {typ.__name__}, got {type(raw.get(key)).__name__}")
     for i, c in enumerate(raw["calls"]):
-        _need(isinstance(c, Mapping), f"calls[{i}] is not a dict")
-        _need(c.get("phase") in ("trial", "execute"), f"calls[{i}].phase must be 'trial' or 'execute', got {c.get('phase')!r}")
-        _need(isinstance(c.get("turn"), int), f"calls[{i}].turn must be an int")
-        _need(isinstance(c.get("name"), str), f"calls[{i}].name must be a str")
-        _need(isinstance(c.get("arguments"), (dict, str)), f"calls[{i}].arguments must be a dict or str")
-        _need(isinstance(c.get("ok"), bool), f"calls[{i}].ok must be a bool")
+        if not _call_ok(c):
+            raise RecordError(f"'{RECORD_KEY}' record: {_call_problem(i, c)}")
     for i, t in enumerate(raw["turns"]):
-        _need(isinstance(t, Mapping) and isinstance(t.get("user_turn"), int), f"turns[{i}].user_turn must be an int")
+        _need((type(t) is dict or isinstance(t, Mapping)) and type(t.get("user_turn")) is int, f"turns[{i}].user_turn must be an int")
     for i, a in enumerate(raw["answers"]):
-        _need(a is None or isinstance(a, str), f"answers[{i}] must be a str or null")
+        _need(a is None or type(a) is str, f"answers[{i}] must be a str or null")
     counts = raw["counts"]
     for key in ("trial_calls", "execute_calls", "self_corrections", "tool_errors"):
-        _need(isinstance(counts.get(key), int), f"counts.{key} must be an int")
+        _need(type(counts.get(key)) is int, f"counts.{key} must be an int")
     _need(isinstance(counts.get("violations"), Mapping), "counts.violations must be a dict kind -> count")
     for i, span in enumerate(raw["phase_spans"]):
         _need(isinstance(span, (list, tuple)) and len(span) == 3, f"phase_spans[{i}] must be [phase, start, end]")
-    return dict(raw)
+    return raw if type(raw) is dict else dict(raw)
 
 
 def episode_from_record(record: dict[str, Any], response_text: str, env_spec: dict[str, Any] | None) -> Episode:

@@ -27,17 +27,19 @@ def parse_number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_SEPARATORS = re.compile(r"[\W_]+")
+
+
 def normalize_text(text: str) -> str:
     """Case-, accent-, punctuation- and whitespace-insensitive form of free text.
 
-    NFKD + combining marks dropped ("Renée" -> "renee"), casefolded, every Unicode punctuation or symbol
-    character replaced by a space, whitespace collapsed. Articles are kept: ToolHop answers include single
-    letters such as "a".
+    NFKD with combining marks dropped ("Renée" -> "renee"), casefolded, every run of characters that are not
+    letters or digits (punctuation, symbols, whitespace, "_") replaced by one space. Articles are kept:
+    ToolHop answers include single letters such as "a".
     """
-    s = unicodedata.normalize("NFKD", text)
-    s = "".join(ch for ch in s if not unicodedata.combining(ch)).casefold()
-    s = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in s)
-    return " ".join(s.split())
+    s = _COMBINING.sub("", unicodedata.normalize("NFKD", text)).casefold()
+    return _SEPARATORS.sub(" ", s).strip()
 
 
 def answers_match(gold: str, predicted: str) -> bool:
