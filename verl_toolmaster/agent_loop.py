@@ -121,6 +121,7 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
         del tools  # verl's global tool list is not used: every task brings its own tools
         self.cfg: ToolMasterLoopConfig = _cached_config(self.config, self.rollout_config, toolmaster)
         self.response_length: int = int(self.rollout_config.response_length)
+        self._want_logprobs = False  # set per run from sampling_params["logprobs"]
 
     # ------------------------------------------------------------------ run
 
@@ -159,6 +160,7 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
 
     async def _episode(self, ep: _Episode, sampling_params: dict[str, Any], priority: int) -> None:
         cfg = self.cfg
+        self._want_logprobs = bool(sampling_params.get("logprobs"))
         full_det = bool(self.rollout_config.get("full_determinism", False))
         request_id = f"det-{priority}" if full_det else uuid4().hex
         ep.prompt_ids = await self.ct_build_initial_tokens(ep.messages, tools=ep.env.tools())
@@ -204,6 +206,8 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
             ep.server_extra["max_global_steps"] = extra["max_global_steps"]
 
     async def _append_assistant(self, ep: _Episode, out: Any) -> None:
+        if out.log_probs:
+            _pad_logprobs(ep)  # turns so far sampled nothing: their context positions get logprob 0
         logprobs = ep.logprobs if (ep.logprobs or out.log_probs) else None
         merge, mask, logprobs = await self.ct_merge_assistant_token(
             ep.prompt_ids, list(out.token_ids), ep.mask, logprobs, assistant_logprobs=out.log_probs or None
@@ -289,8 +293,9 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
             if kind == "no_tag" and not turn.calls and cfg.no_tag_action == "stop":
                 ep.termination = "no_tag_stop"
                 return []
-            reason = prompts.not_run_text(f"the reply broke the protocol ({kind}).")
-            context += [tool_message(reason, c.name or None) for c in turn.calls]
+            if turn.calls:  # one response for all of them: thousands of calls must not flood the context
+                n = len(turn.calls)
+                context.append(tool_message(prompts.not_run_text(f"the reply broke the protocol ({kind}); none of its {n} tool call(s) ran.")))
             context.append({"role": "user", "content": prompts.violation_feedback(kind, error)})
         elif turn.phase == ANSWER:
             ep.answers[ep.user_turn] = turn.answer
@@ -300,10 +305,12 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
                 return []
             context.append(await self._next_user_turn(ep))
         else:
-            for c in turn.calls:
-                if c.violation:
-                    ep.violation(c.violation)
-            record["violations"] = [c.violation for c in turn.calls if c.violation]
+            kinds = [c.violation for c in turn.calls if c.violation and c.violation != "too_many_calls"]
+            if any(c.violation == "too_many_calls" for c in turn.calls):
+                kinds.append("too_many_calls")  # once per turn, however many calls were over the budget
+            for k in kinds:
+                ep.violation(k)
+            record["violations"] = kinds
             record["violation"] = record["violations"][0] if record["violations"] else None
             context += await self._run_calls(ep, turn)
             note = self._count_phase_turn(ep, turn.phase)
@@ -373,9 +380,9 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
                 group = runnable[g : g + step]
                 outs = await asyncio.gather(*(self._call(target, c) for _, c in group))
                 results.update({i: o for (i, _), o in zip(group, outs)})
+        excess = [c for c in turn.calls if c.violation == "too_many_calls"]
         for i, call in enumerate(turn.calls):
             if call.violation == "too_many_calls":
-                messages.append(tool_message(prompts.not_run_text(call.error or ""), call.name or None))
                 continue
             if call.ok:
                 obs, latency = results[i]
@@ -388,6 +395,9 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
             ep.counts[f"{phase}_calls"] += 1
             if not obs.ok:
                 ep.counts["tool_errors"] += 1
+        if excess:  # one response for all excess calls, however many there are
+            reason = f"at most {self.cfg.max_calls_per_turn} tool calls per reply; the other {len(excess)} call(s) did not run."
+            messages.append(tool_message(prompts.not_run_text(reason)))
         return messages
 
     async def _call(self, env: ToolEnv, call: ToolCall) -> tuple[Observation, float]:
@@ -474,11 +484,13 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
         if ep.close_errors:
             info["env_close_errors"] = ep.close_errors
         extra = {**ep.server_extra, "turn_scores": [], "tool_rewards": [], EXTRA_KEY: info}
+        if self._want_logprobs or ep.logprobs:
+            _pad_logprobs(ep)
         return compat.AgentLoopOutput(
             prompt_ids=prompt_ids,
             response_ids=response_ids[:limit],
             response_mask=ep.mask[:limit],
-            response_logprobs=ep.logprobs[:limit] if ep.logprobs else None,
+            response_logprobs=ep.logprobs[:limit] if len(ep.logprobs) == n and (ep.logprobs or self._want_logprobs) else None,
             num_turns=ep.assistant_turns + ep.context_rounds + 1,
             metrics=ep.metrics,
             extra_fields=extra,
@@ -486,6 +498,17 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _pad_logprobs(ep: _Episode) -> None:
+    """Give logprob 0 to trailing positions that have none, if they are all context (mask 0).
+
+    A trajectory whose generations were empty so far has a mask of context tokens only and no logprobs; every
+    trajectory of a batch must still carry logprobs when the server returns them (verl concatenates them).
+    """
+    missing = ep.mask[len(ep.logprobs) :]
+    if missing and not any(missing):
+        ep.logprobs = ep.logprobs + [0.0] * len(missing)
 
 
 def _clip_spans(spans: list[list], limit: int) -> list[list]:

@@ -5,17 +5,10 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import CounterEnv, make_config, row, run_rows
+from loop_harness import EOS, CounterEnv, T, assert_token_invariants, make_config, row, run_rows
 
 from verl_toolmaster.agent_loop import ToolMasterAgentLoop
-from verl_toolmaster.protocol import phase_spans, span_problems, turn_text
-
-EOS = "<|im_end|>"
-
-
-def T(phase, body, *calls):
-    return turn_text(phase, body, [{"name": n, "arguments": a} for n, a in calls]) + EOS
-
+from verl_toolmaster.protocol import turn_text
 
 @pytest.fixture
 def captured(monkeypatch):
@@ -29,23 +22,6 @@ def captured(monkeypatch):
 
     monkeypatch.setattr(ToolMasterAgentLoop, "_output", _output)
     return store
-
-
-def assert_token_invariants(run, i, key, trial_mode="on"):
-    """Mask 1 exactly on the tokens the server sampled, in order; phase spans cover the response exactly."""
-    ids, mask = run.response(i)
-    info = run.info(i)
-    sampled_runs, pos = [], 0
-    while pos < len(mask):
-        end = pos
-        while end < len(mask) and mask[end] == mask[pos]:
-            end += 1
-        if mask[pos] == 1:
-            sampled_runs.append(ids[pos:end])
-        pos = end
-    assert sampled_runs == [s for s in run.server.sampled[key] if s]
-    assert span_problems(info["phase_spans"], mask) == []
-    assert info["phase_spans"] == phase_spans(ids, mask, run.tokenizer, trial_mode=trial_mode)
 
 
 def assert_one_shot_render(run, capture, spec):
