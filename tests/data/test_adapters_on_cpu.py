@@ -108,7 +108,8 @@ def test_bfcl_single_turn_ground_truth_and_types(shared_data):
     t = tasks["simple_python_0"]
     assert t.ground_truth["possible_answer"] == [{"calculate_triangle_area": {"base": [10], "height": [5], "unit": ["units", ""]}}]
     assert t.env["tools"][0]["function"]["parameters"]["type"] == "object"  # BFCL's "dict" mapped to JSON Schema
-    assert t.gold == [[[{"name": "calculate_triangle_area", "arguments": {"base": 10, "height": 5, "unit": "units"}}]]]
+    # "unit": ["units", ""] may be omitted and is optional: the gold call is the minimal one
+    assert t.gold == [[[{"name": "calculate_triangle_area", "arguments": {"base": 10, "height": 5}}]]]
     irr = tasks["irrelevance_0"]
     assert irr.ground_truth["possible_answer"] == [] and irr.gold == [[]]
     live = tasks["live_multiple_0-0-0"]
@@ -164,3 +165,15 @@ def test_rl_prompt_keeps_history_exact_through_parquet(shared_data, prepare, tmp
     tasks = [adapter.convert(r) for r in adapter.records(shared_data / "apibank")]
     for task, row in zip(tasks, read_rows(tmp_path / "a.parquet")):
         assert decode_messages(row["prompt"])[1:] == [*task.context, {"role": "user", "content": task.query}, *task.trailing]
+
+
+def test_gold_call_choice_from_possible_answers():
+    from verl_toolmaster.data.bfcl import gold_calls_from_possible_answer
+
+    pa = [{"f": {"a": [0, ""], "b": ["", None, 2], "c": [None, 3], "d": ["", 4], "items": [[{"x": ["p"], "y": ["", 1]}]]}}]
+    calls = gold_calls_from_possible_answer(pa, {"f": frozenset({"a", "items"})})
+    # required "a" keeps a value although "" is acceptable; optional "b"/"d" are omitted; None is never chosen;
+    # acceptable-value objects nested inside lists are resolved too
+    assert calls == [{"name": "f", "arguments": {"a": 0, "c": 3, "items": [{"x": "p"}]}}]
+    java = gold_calls_from_possible_answer([{"g": {"flag": [True], "n": [50], "s": ["x"]}}], stringify=True)
+    assert java[0]["arguments"] == {"flag": "true", "n": "50", "s": "x"}

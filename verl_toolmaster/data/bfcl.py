@@ -57,31 +57,60 @@ def category_of(path: Path) -> str:
     return stem[len(FILE_PREFIX) :] if stem.startswith(FILE_PREFIX) else stem
 
 
-def _pick(values: Any) -> tuple[bool, Any]:
-    """One value from a BFCL list of acceptable values: the first that is not ``""`` (BFCL's "may be omitted");
-    nested dicts of acceptable-value lists are resolved recursively. ``(False, None)`` means omit the argument."""
+def _resolve(value: Any) -> Any:
+    """A chosen value with any nested ``{key: [acceptable values]}`` objects (also inside lists) resolved."""
+    if isinstance(value, dict):
+        return _pick_dict(value)
+    if isinstance(value, list):
+        return [_resolve(v) for v in value]
+    return value
+
+
+def _pick(values: Any, required: bool = False) -> tuple[bool, Any]:
+    """One value from a BFCL list of acceptable values. ``""`` means "may be omitted": an optional argument is then
+    omitted (the minimal correct call), a required one takes the first other value that is not None.
+    ``(False, None)`` = omit."""
     if not isinstance(values, list):
-        return True, values
+        return True, _resolve(values)
+    if "" in values and not required:
+        return False, None
     for v in values:
-        if v == "":
-            continue
-        if isinstance(v, dict):
-            return True, _pick_dict(v)
-        return True, v
+        if v is not None and v != "":
+            return True, _resolve(v)
     return False, None
 
 
-def _pick_dict(d: dict[str, Any]) -> dict[str, Any]:
+def _pick_dict(d: dict[str, Any], required: frozenset[str] = frozenset()) -> dict[str, Any]:
     out = {}
     for k, vals in d.items():
-        keep, v = _pick(vals)
+        keep, v = _pick(vals, k in required)
         if keep:
             out[k] = v
     return out
 
 
-def gold_calls_from_possible_answer(possible_answer: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One concrete call per possible-answer entry, choosing the first acceptable value of every argument."""
+class NoStringForm(ValueError):
+    """A Java/JavaScript gold value (object or list) whose string representation BFCL does not define."""
+
+
+def _as_source_literal(value: Any) -> str:
+    """Java/JavaScript arguments are passed "in string representation" (bfcl-eval's hint): scalars become their
+    literal text; containers have no single agreed form."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    raise NoStringForm(f"no string form for {type(value).__name__} value {json.dumps(value)[:60]}")
+
+
+def gold_calls_from_possible_answer(
+    possible_answer: list[dict[str, Any]], required: dict[str, frozenset[str]] | None = None, stringify: bool = False
+) -> list[dict[str, Any]]:
+    """One concrete call per possible-answer entry, choosing an acceptable value of every argument (see ``_pick``;
+    ``required`` maps function names to their required parameters); ``stringify`` writes values in string
+    representation (Java/JavaScript categories)."""
     calls = []
     for entry in possible_answer:
         if not isinstance(entry, dict) or len(entry) != 1:
@@ -89,7 +118,10 @@ def gold_calls_from_possible_answer(possible_answer: list[dict[str, Any]]) -> li
         (name, params), = entry.items()
         if not isinstance(params, dict):
             raise ValueError(f"possible answer for {name!r}: arguments are not an object")
-        calls.append({"name": name, "arguments": _pick_dict(params)})
+        args = _pick_dict(params, (required or {}).get(name, frozenset()))
+        if stringify:
+            args = {k: _as_source_literal(v) for k, v in args.items()}
+        calls.append({"name": name, "arguments": args})
     return calls
 
 
@@ -242,13 +274,17 @@ class BFCLAdapter(Adapter):
             if not isinstance(possible, list) or not possible:
                 raise record.invalid("bad_possible_answer", f"possible answer of {qid!r} is not a non-empty list")
             try:
-                calls = gold_calls_from_possible_answer(possible)
+                required = {d["name"]: frozenset(d["parameters"].get("required") or ()) for d in docs}
+                calls = gold_calls_from_possible_answer(possible, required, stringify=cat in ("simple_java", "simple_javascript"))
+            except NoStringForm:
+                calls = None  # the possible answer stays the ground truth; there is just no single gold call to show
             except ValueError as e:
                 raise record.invalid("bad_possible_answer", str(e)) from None
-            unknown = sorted({c["name"] for c in calls} - set(names))
-            if unknown:
-                raise record.invalid("bad_possible_answer", f"possible answer calls unknown function(s) {unknown}")
-            gold = [[calls]]
+            if calls is not None:
+                unknown = sorted({c["name"] for c in calls} - set(names))
+                if unknown:
+                    raise record.invalid("bad_possible_answer", f"possible answer calls unknown function(s) {unknown}")
+                gold = [[calls]]
         return Task(
             id=qid,
             source="bfcl_single",

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from . import adapter_names, get_adapter
 from .base import InputError, InvalidRecord, SkipRecord
-from .sft import SFT_FORMATS, SFTUnavailable, replay_observations, sft_row, write_rl_parquet, write_sft_parquet
+from .sft import SFT_FORMATS, SFTUnavailable, check_sft, replay_observations, sft_row, write_rl_parquet, write_sft_parquet
 from .splits import SplitResult, parse_fractions, random_split, tool_disjoint_split, tool_names
 from .task import Task, rl_row
 
@@ -302,7 +302,7 @@ def write_sft(args: argparse.Namespace, result: SplitResult, perturbed: set[str]
     system = system_prompt_text("off", None)  # plain traces: the protocol without trials
     names = [n for n in result.splits if n] if args.split != "none" else None
     paths = split_paths(args.sft_output, names)
-    env_checked = False
+    env_checked: set[str] = set()
     for name, part in result.splits.items():
         rows = []
         for t in _progress(part, f"sft {name or 'rows'}", not args.no_progress):
@@ -310,15 +310,16 @@ def write_sft(args: argparse.Namespace, result: SplitResult, perturbed: set[str]
                 summary.sft_skipped["perturbed"] += 1  # the wrapper's renaming is only known to the environment
                 continue
             try:
-                try:
-                    rows.append(sft_row(t, system))
-                except SFTUnavailable as e:
-                    if e.reason != "no_observations":
-                        raise
-                    if not env_checked:
+                check_sft(t)  # structure first: no environment work for tasks that cannot have a row
+                observations = None
+                if any(call for steps in t.gold or [] for step in steps for call in step):
+                    # every gold call must succeed in the task's own environment (for the schema kind: validate
+                    # against the tool schemas), and its observations feed the tool messages
+                    if t.env["kind"] not in env_checked:
                         _check_env(t)
-                        env_checked = True
-                    rows.append(sft_row(t, system, replay_observations(t)))
+                        env_checked.add(t.env["kind"])
+                    observations = replay_observations(t)
+                rows.append(sft_row(t, system, observations))
             except SFTUnavailable as e:
                 summary.sft_skipped[e.reason] += 1
         if not rows:

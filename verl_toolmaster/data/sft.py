@@ -45,36 +45,45 @@ def _call_message(calls: list[dict[str, Any]]) -> dict[str, Any]:
     return {"role": "assistant", "content": "", "tool_calls": [tool_call(c["name"], c["arguments"]) for c in calls]}
 
 
-def sft_messages(task: Task, system_prompt: str, observations: list[list[list[str]]] | None = None) -> list[dict[str, Any]]:
-    """The chat messages of ``task``'s gold trace (tool-call arguments as dicts).
-
-    ``task.gold`` must be known (``[[]]`` = "no call expected"). ``observations`` mirrors it (turn -> step ->
-    call) with each call's observation text; it is required whenever a call is followed by anything else.
-    Raises :class:`SFTUnavailable` when the row cannot be built from what is known.
-    """
-    messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}, *task.context, {"role": "user", "content": task.query}, *task.trailing]
+def check_sft(task: Task) -> None:
+    """Raise :class:`SFTUnavailable` with the reason when ``task``'s structure rules out a plain gold-trace row."""
     if task.gold is None:
         raise SFTUnavailable("no_gold_trace", "the benchmark gives no gold trace for this task")
     if task.env.get("turn_tools"):
         raise SFTUnavailable("late_tools", "tools revealed at later turns cannot be expressed in one SFT tools list")
-    gold = task.gold
-    answers = task.gold_answers or []
     n_turns = 1 + len(task.follow_up)
-    if len(gold) > n_turns:
-        raise SFTUnavailable("bad_gold_trace", f"gold trace has {len(gold)} turns but the task has {n_turns}")
-    # A benchmark whose gold is the next action (one turn, one step) makes that call the row's target; otherwise
-    # every turn must end with a known reply.
-    next_action = n_turns == 1 and len(gold) == 1 and len(gold[0]) == 1
+    if len(task.gold) > n_turns:
+        raise SFTUnavailable("bad_gold_trace", f"gold trace has {len(task.gold)} turns but the task has {n_turns}")
+    answers = task.gold_answers or []
+    next_action = _is_next_action(task)
     for t in range(n_turns):
         if (t >= len(answers) or answers[t] is None) and not next_action:
             raise SFTUnavailable("no_gold_reply", f"turn {t}: the benchmark gives no gold reply to end the turn")
+
+
+def _is_next_action(task: Task) -> bool:
+    """The benchmark's gold is one next action (one turn, one step): that call is the row's last message."""
+    gold = task.gold or []
+    return not task.follow_up and len(gold) == 1 and len(gold[0]) == 1 and not (task.gold_answers or [None])[0]
+
+
+def sft_messages(task: Task, system_prompt: str, observations: list[list[list[str]]] | None = None) -> list[dict[str, Any]]:
+    """The chat messages of ``task``'s gold trace (tool-call arguments as dicts).
+
+    ``observations`` mirrors ``task.gold`` (turn -> step -> call) with each call's observation text; it is
+    required whenever a call is followed by anything else (see :func:`check_sft`).
+    """
+    check_sft(task)
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}, *task.context, {"role": "user", "content": task.query}, *task.trailing]
+    gold = task.gold or []
+    answers = task.gold_answers or []
+    n_turns = 1 + len(task.follow_up)
+    next_action = _is_next_action(task)
     for t in range(n_turns):
         steps = gold[t] if t < len(gold) else []
-        answer = answers[t] if t < len(answers) else None
-        last_turn = t == n_turns - 1
         for s, step in enumerate(steps):
             messages.append(_call_message(step))
-            if next_action and answer is None:
+            if next_action:
                 break
             try:
                 texts = observations[t][s] if observations is not None else None
@@ -84,10 +93,8 @@ def sft_messages(task: Task, system_prompt: str, observations: list[list[list[st
                 raise SFTUnavailable("no_observations", f"turn {t} step {s}: the calls' observations are needed and not available")
             messages.extend({"role": "tool", "content": text} for text in texts)
         else:
-            if answer is None:
-                raise SFTUnavailable("no_gold_reply", f"turn {t}: the benchmark gives no gold reply to end the turn")
-            messages.append(_answer_message(answer))
-        if not last_turn:
+            messages.append(_answer_message(answers[t]))
+        if t < n_turns - 1:
             messages.append({"role": "user", "content": task.follow_up[t]})
     return messages
 
