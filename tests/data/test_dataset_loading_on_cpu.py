@@ -104,3 +104,17 @@ def test_toolhop_sft_observations_come_from_the_python_environment(shared_data, 
     # outputs of the tools' own code, run in the sandbox (not text from the dataset)
     assert msgs[3]["content"] == '{"father": "John Russell, 3rd Baron Ampthill"}'
     assert msgs[-2]["content"] == "Russell" and msgs[-1]["content"] == "<answer>Russell</answer>"
+
+
+def test_sft_trainer_builds_tool_sft_dataset_from_config(shared_data, prepare, tiny_tokenizer, tmp_path):
+    """The documented config (data.custom_cls pkg:// path) is what verl's SFT trainer resolves."""
+    sft = tmp_path / "sft.parquet"
+    prepare(["--dataset", "rotbench", "--input", str(shared_data / "rotbench"), "--output", str(tmp_path / "rl.parquet"), "--sft-output", str(sft)])
+    create_sft_dataset = compat.resolve("verl.trainer.sft_trainer:create_sft_dataset")
+    cfg = OmegaConf.create({
+        "custom_cls": {"path": "pkg://verl_toolmaster.data.sft_dataset", "name": "ToolSFTDataset"},
+        "max_length": 60_000, "truncation": "error", "pad_mode": "no_padding",
+    })  # fmt: skip
+    ds = create_sft_dataset([str(sft)], cfg, tiny_tokenizer, None)
+    assert isinstance(ds, ToolSFTDataset) and len(ds) == 48
+    assert ds[0]["loss_mask"].sum() > 0
