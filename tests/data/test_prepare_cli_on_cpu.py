@@ -122,14 +122,24 @@ def test_tool_disjoint_split_shares_no_tool_and_lists_drops(dataset, shared_data
 def test_perturbation_options_go_into_env_specs(shared_data, prepare, tmp_path):
     prepare([
         "--dataset", "toolhop", "--input", str(shared_data / "toolhop"), "--output", str(tmp_path / "o.parquet"),
-        "--split", "random", "--perturb", "rename_tools=true,distractors=2,style=shuffle", "--perturb-splits", "test", "--seed", "5",
+        "--split", "random", "--perturb", "rename_tools=true,distractors=2,descriptions=shuffle", "--perturb-splits", "test", "--seed", "5",
     ])  # fmt: skip
     test_specs = [json.loads(r["extra_info"]["env"]) for r in read_rows(tmp_path / "o_test.parquet")]
     train_specs = [json.loads(r["extra_info"]["env"]) for r in read_rows(tmp_path / "o_train.parquet")]
     assert all("perturb" not in s for s in train_specs)
     perturbs = [s["perturb"] for s in test_specs]
-    assert all({k: v for k, v in p.items() if k != "seed"} == {"rename_tools": True, "distractors": 2, "style": "shuffle"} for p in perturbs)
+    assert all({k: v for k, v in p.items() if k != "seed"} == {"rename_tools": True, "distractors": 2, "descriptions": "shuffle"} for p in perturbs)
     assert len({p["seed"] for p in perturbs}) == len(perturbs)  # every task gets its own renaming
+    # the spec builds the wrapped environment, and the model sees other tool names
+    from verl_toolmaster.envs import make_env
+
+    env = make_env(test_specs[0])
+    assert set(env.tool_names()).isdisjoint({t["function"]["name"] for t in test_specs[0]["tools"]})
+
+
+def test_unknown_perturbation_option_exits_2(shared_data, prepare_main, tmp_path):
+    code, _, err = prepare_main(["--dataset", "toolhop", "--input", str(shared_data / "toolhop"), "--output", str(tmp_path / "o.parquet"), "--perturb", "rename_tool=true"])
+    assert code == 2 and "--perturb" in err and "rename_tool" in err
 
 
 def test_larger_files_of_the_same_formats_convert(shared_data, prepare, tmp_path):

@@ -144,6 +144,14 @@ def parse_perturb(text: str | None) -> dict[str, Any] | None:
                 opts[key.strip()] = value
     if not isinstance(opts, dict) or "seed" in opts:
         raise UsageError("--perturb must be an object of options; the per-task seed is derived from --seed")
+    try:
+        from verl_toolmaster.envs.perturb import PerturbOptions
+    except ImportError as e:
+        raise PrepareError(f"--perturb needs the perturbation wrapper (verl_toolmaster.envs.perturb), which cannot be imported: {e}") from None
+    try:
+        PerturbOptions.parse({"seed": 0, **opts})  # the wrapper's own check, so a typo fails here, not at rollout
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"--perturb: {e}") from None
     return opts
 
 
