@@ -2,7 +2,8 @@
 
 * :func:`register_agent_loop` -> on ``verl.experimental.agent_loop.agent_loop``: adds "toolmaster_agent".
 * :func:`install_step_metrics` -> on ``verl.trainer.ppo.v1.trainer_base`` (and ``verl.trainer.ppo.ray_trainer``
-  for the legacy trainer): adds ``toolmaster/*`` trial/execute counts to every training step's metrics.
+  for the legacy trainer): adds ``toolmaster/*`` trial/execute counts and ``reward/*`` components to every
+  training step's metrics.
 """
 
 from __future__ import annotations
@@ -27,40 +28,60 @@ def register_agent_loop(registry: dict[str, Any] | None = None) -> None:
     registry[AGENT_NAME] = dict(AGENT_LOOP_ENTRY)
 
 
-def install_step_metrics(module: Any) -> None:
-    """Wrap a trainer module's metric computation so step metrics include :func:`rollout_metrics.step_metrics`.
+def install_step_metrics(module: Any = None) -> None:
+    """Wrap the trainers' metric computation so every training step also logs :func:`step_metrics`.
 
-    Called by the plugin's post-import hook with the module that just finished importing (never another one:
-    the legacy trainer is imported while the V1 module is still half-initialised).
-    V1 trainer: ``PPOTrainer._compute_metrics`` reads nothing of ``extra_fields``; the wrapper fetches that
-    column from TransferQueue for the step's keys. Legacy trainer: ``compute_data_metrics`` sees the batch's
-    ``toolmaster`` column directly. Idempotent.
+    ``module`` is the trainer module a post-import hook just loaded; without it, whichever of the two trainer
+    modules is already imported gets patched. V1 trainer (``verl.trainer.ppo.v1.trainer_base``):
+    ``PPOTrainer._compute_metrics`` reads nothing of ``extra_fields``, so the wrapper fetches that column from
+    TransferQueue for the step's keys. Legacy trainer (``verl.trainer.ppo.ray_trainer``): ``compute_data_metrics``
+    sees the batch's ``toolmaster`` and ``reward_extra_info`` columns directly. Idempotent.
     """
+    import sys
+
     from .compat import MODULES
 
-    if module.__name__ == MODULES["trainer_v1"]:
-        if not getattr(module.PPOTrainer._compute_metrics, "_toolmaster", False):
-            module.PPOTrainer._compute_metrics = _wrap_v1(module.PPOTrainer._compute_metrics)
-    elif module.__name__ == MODULES["trainer_v0"]:
-        if hasattr(module, "compute_data_metrics") and not getattr(module.compute_data_metrics, "_toolmaster", False):
-            module.compute_data_metrics = _wrap_v0(module.compute_data_metrics)
+    if module is not None:
+        modules = [module]
     else:
-        raise ValueError(f"install_step_metrics: {module.__name__} is not a trainer module we instrument")
+        modules = [sys.modules.get(MODULES["trainer_v1"]), sys.modules.get(MODULES["trainer_v0"])]
+    for m in modules:
+        if m is None:
+            continue
+        if m.__name__ == MODULES["trainer_v1"]:
+            if not getattr(m.PPOTrainer._compute_metrics, "_toolmaster", False):
+                m.PPOTrainer._compute_metrics = _wrap_v1(m.PPOTrainer._compute_metrics)
+        elif m.__name__ == MODULES["trainer_v0"]:
+            if not getattr(m.compute_data_metrics, "_toolmaster", False):
+                m.compute_data_metrics = _wrap_v0(m.compute_data_metrics)
+        else:
+            raise ValueError(f"install_step_metrics: {m.__name__} is not one of the trainer modules {MODULES['trainer_v1']}, {MODULES['trainer_v0']}")
+
+
+def step_metrics(extra_fields: list[Any]) -> dict[str, float]:
+    """``toolmaster/*`` from each trajectory's ``extra_fields["toolmaster"]`` and ``reward/*`` from its
+    ``extra_fields["reward_extra_info"]`` (the reward manager's components; verl itself logs those only in
+    validation)."""
+    from .reward.metrics import reward_step_metrics
+    from .rollout_metrics import step_metrics as toolmaster_step_metrics
+
+    dicts = [e for e in extra_fields if isinstance(e, dict)]
+    out = toolmaster_step_metrics(e.get(EXTRA_KEY) for e in dicts)
+    out.update(reward_step_metrics(e.get("reward_extra_info") for e in dicts))
+    return out
 
 
 def _wrap_v1(original):
     @functools.wraps(original)
     def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
         original(self, batch, metrics, timing_raw, global_steps=global_steps, epoch=epoch)
-        metrics.update(_v1_toolmaster_metrics(batch))
+        metrics.update(_v1_step_metrics(batch))
 
     _compute_metrics._toolmaster = True
     return _compute_metrics
 
 
-def _v1_toolmaster_metrics(batch: Any, kv_batch_get: Any = None) -> dict[str, float]:
-    from .rollout_metrics import step_metrics
-
+def _v1_step_metrics(batch: Any, kv_batch_get: Any = None) -> dict[str, float]:
     try:
         if kv_batch_get is None:
             import transfer_queue as tq
@@ -71,19 +92,20 @@ def _v1_toolmaster_metrics(batch: Any, kv_batch_get: Any = None) -> dict[str, fl
     except Exception as e:  # metrics must not kill a training step; the gap is logged
         logger.warning("toolmaster step metrics unavailable: could not read extra_fields: %r", e)
         return {}
-    keep = [not (tag or {}).get("is_padding", False) for tag in (batch.tags or [{}] * len(extra))]
-    return step_metrics(e.get(EXTRA_KEY) for e, k in zip(extra, keep) if k and isinstance(e, dict))
+    tags = batch.tags or [{}] * len(extra)
+    return step_metrics([e for e, tag in zip(extra, tags) if not (tag or {}).get("is_padding", False)])
 
 
 def _wrap_v0(original):
     @functools.wraps(original)
     def compute_data_metrics(batch, *args, **kwargs):
-        from .rollout_metrics import step_metrics
-
         metrics = original(batch, *args, **kwargs)
-        column = batch.non_tensor_batch.get(EXTRA_KEY)
-        if column is not None:
-            metrics.update(step_metrics(list(column)))
+        nt = batch.non_tensor_batch
+        n = len(batch)
+        ours, rewards = nt.get(EXTRA_KEY), nt.get("reward_extra_info")
+        rows = [{EXTRA_KEY: ours[i] if ours is not None else None,
+                 "reward_extra_info": rewards[i] if rewards is not None else None} for i in range(n)]
+        metrics.update(step_metrics(rows))
         return metrics
 
     compute_data_metrics._toolmaster = True
