@@ -26,9 +26,9 @@ _NAME_LIMIT = 64
 
 
 def standardize(name: str) -> str:
-    """ToolBench's identifier form: non-word characters -> ``_``, runs collapsed, lower case, no edge
-    underscores, ``get_`` before a leading digit."""
-    s = re.sub(r"[^\u4e00-\u9fa5a-zA-Z0-9_]", "_", name)
+    """ToolBench's identifier form: characters other than CJK, ASCII letters, digits, ``_`` and ``^`` -> ``_``,
+    runs collapsed, lower case, no edge underscores, ``get_`` before a leading digit."""
+    s = re.sub(r"[^\u4e00-\u9fa5a-zA-Z0-9_^]", "_", name)  # ToolBench's class also keeps "^"
     s = re.sub(r"_+", "_", s).lower().strip("_")
     if s and s[0].isdigit():
         s = "get_" + s
