@@ -5,6 +5,11 @@ built with them: the function name is ``<api>_for_<tool>`` from standardised nam
 names are standardised, ``NUMBER``/``STRING``/``BOOLEAN`` map to integer/string/boolean and every other type to
 string, and a parameter's ``default`` is shown as ``example_value``. ToolBench's ``Finish`` pseudo-tool is not
 added: the protocol's ``<answer>`` ends an episode.
+
+Deliberate differences from StableToolBench's ``api_json_to_openai_json``: the tool part of a name is
+``standardize(tool_name)`` (StableToolBench takes the tool's file name from its tool directory, which is not part
+of the query file and normally equals it); optional parameters are listed even when an API has no required ones
+(StableToolBench's loop drops them then); ``required`` holds no placeholder ``""`` entry.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ def convert_api(api: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     description = f'This is the subfunction for tool "{tool_name}", you can use this tool.'
     api_desc = str(api.get("api_description") or "").strip()
     if api_desc:
-        description += f' The description of this function is: "{api_desc.replace(api["api_name"], name)[:_DESCRIPTION_LIMIT]}"'
+        description += f'The description of this function is: "{api_desc.replace(api["api_name"], name)[:_DESCRIPTION_LIMIT]}"'  # no space, as ToolBench writes it
     properties: dict[str, Any] = {}
     required: list[str] = []
     for group, is_required in (("required_parameters", True), ("optional_parameters", False)):
