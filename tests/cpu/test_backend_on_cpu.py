@@ -137,3 +137,25 @@ def test_hf_server_weight_sync_changes_outputs(server, tiny_tokenizer):
             server.load_weights({"not.a.weight": torch.zeros(1)})
     finally:
         server.model.load_state_dict(before)
+
+
+def test_scripted_mode_replays_turns_with_real_logprobs(tiny_model_dir, tiny_tokenizer, tmp_path, monkeypatch):
+    from verl_toolmaster.cpu.rollout import SCRIPT_ENV, HFGenerateServer
+
+    script = tmp_path / "script.json"
+    script.write_text('{"turns": ["<trial>x</trial><|im_end|>", "<answer>5</answer><|im_end|>"]}')
+    monkeypatch.setenv(SCRIPT_ENV, str(script))
+    srv = HFGenerateServer(str(tiny_model_dir), prompt_length=256, response_length=64)
+    first = tiny_tokenizer.apply_chat_template([{"role": "user", "content": "q"}], add_generation_prompt=True,
+                                               tokenize=False)
+    ids = tiny_tokenizer.encode(first, add_special_tokens=False)
+    out = asyncio.run(srv.generate(prompt_ids=ids, sampling_params={"temperature": 1.0}))
+    assert tiny_tokenizer.decode(out.token_ids) == "<trial>x</trial><|im_end|>"
+    with torch.no_grad():
+        logits = srv.model(torch.tensor([ids + out.token_ids])).logits[0, len(ids) - 1:-1]
+    ref = torch.log_softmax(logits, -1).gather(-1, torch.tensor(out.token_ids)[:, None])[:, 0]
+    assert torch.allclose(torch.tensor(out.log_probs), ref, atol=1e-4)
+    second = first + "<trial>x</trial><|im_end|>\n<|im_start|>user\nobs<|im_end|>\n<|im_start|>assistant\n"
+    out2 = asyncio.run(srv.generate(prompt_ids=tiny_tokenizer.encode(second, add_special_tokens=False),
+                                    sampling_params={"temperature": 1.0}))
+    assert tiny_tokenizer.decode(out2.token_ids) == "<answer>5</answer><|im_end|>"

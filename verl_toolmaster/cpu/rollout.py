@@ -5,11 +5,17 @@ Three pieces, mirroring verl's vLLM backend:
 * :class:`HFCPUReplica`, the ``RolloutReplica`` that launches one server per replica;
 * :class:`HFCPUServerAdapter`, the ``BaseRollout`` living in the actor worker that pushes updated weights.
 Only for tiny models: one request at a time, no KV-cache reuse across turns, full state dict per sync.
+
+Scripted mode, for deterministic multi-turn end-to-end tests: with ``TOOLMASTER_HFCPU_SCRIPT=<file.json>``
+(``{"turns": [text, ...]}``) the server answers the k-th assistant turn of every conversation with the k-th
+text (the last one repeats) instead of sampling, and returns the model's real log-probs of those tokens from a
+forward pass, so the trainer's importance ratios stay exact.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from typing import Any, Generator
@@ -22,6 +28,7 @@ from .. import compat
 logger = logging.getLogger(__name__)
 
 ROLLOUT_NAME = "hfcpu"
+SCRIPT_ENV = "TOOLMASTER_HFCPU_SCRIPT"
 
 
 def server_actor_name(replica_rank: int) -> str:
@@ -46,6 +53,20 @@ class HFGenerateServer:
         self.max_model_len = max_model_len or (prompt_length + response_length)
         self.global_steps: int | None = None
         self._lock = asyncio.Lock()
+        self.script: list[list[int]] | None = None
+        if os.environ.get(SCRIPT_ENV):
+            self._load_script(model_path, os.environ[SCRIPT_ENV])
+
+    def _load_script(self, model_path: str, path: str) -> None:
+        from transformers import AutoTokenizer
+
+        with open(path) as f:
+            turns = json.load(f)["turns"]
+        if not turns or not all(isinstance(t, str) for t in turns):
+            raise ValueError(f"{SCRIPT_ENV}={path}: 'turns' must be a non-empty list of strings")
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.script = [self.tokenizer.encode(t, add_special_tokens=False) for t in turns]
+        self._assistant_prefix = self.tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False)
 
     async def generate(
         self,
@@ -68,7 +89,10 @@ class HFGenerateServer:
         max_tokens = max(1, min(int(max_tokens), room))
         stop_ids = self.eos_ids + [int(t) for t in params.get("stop_token_ids") or []]
         async with self._lock:
-            token_ids, log_probs = await asyncio.to_thread(self._generate, list(prompt_ids), params, max_tokens, stop_ids)
+            if self.script is not None:
+                token_ids, log_probs = await asyncio.to_thread(self._scripted, list(prompt_ids), params, max_tokens)
+            else:
+                token_ids, log_probs = await asyncio.to_thread(self._generate, list(prompt_ids), params, max_tokens, stop_ids)
         return compat.TokenOutput(
             token_ids=token_ids,
             log_probs=log_probs,
@@ -114,6 +138,19 @@ class HFGenerateServer:
             torch.log_softmax(logits[0].float() / scale, dim=-1)[tok].item() for logits, tok in zip(out.logits, new)
         ]
         return new, log_probs
+
+    @torch.no_grad()
+    def _scripted(self, prompt_ids: list[int], params: dict, max_tokens: int):
+        prefix, n = self._assistant_prefix, 0
+        for i in range(len(prompt_ids) - len(prefix) + 1):
+            if prompt_ids[i : i + len(prefix)] == prefix:
+                n += 1
+        turn = self.script[min(max(n - 1, 0), len(self.script) - 1)][:max_tokens]
+        temperature = float(params.get("temperature", 1.0) or 0.0)
+        scale = temperature if temperature > 0 else 1.0
+        logits = self.model(torch.tensor([prompt_ids + turn])).logits[0, len(prompt_ids) - 1 : -1].float() / scale
+        log_probs = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(turn)[:, None])[:, 0].tolist()
+        return turn, log_probs
 
     def load_weights(self, state_dict: dict[str, torch.Tensor], global_steps: int | None = None) -> int:
         missing, unexpected = self.model.load_state_dict(state_dict, strict=False)
