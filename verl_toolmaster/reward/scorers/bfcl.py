@@ -168,8 +168,8 @@ class BFCLMultiScorer(Scorer):
     instances of the task's classes (a unique model name per call, so bfcl-eval's instance cache in its module
     globals never carries state from one trajectory to the next; the entries are removed afterwards). Calls the
     environment rejected before running them (unknown tool, bad or schema-violating arguments) are left out:
-    they did not happen in the rollout. An episode that ended before the last user turn fails, as BFCL's
-    force-terminated entries do. Binary answer.
+    they did not happen in the rollout. An episode that left a user turn without an ``<answer>`` (it ended
+    early, or ran out of budget mid-turn) fails, as BFCL's force-terminated entries do. Binary answer.
     """
 
     detail_keys = ("bfcl/actions",)
@@ -199,8 +199,8 @@ class BFCLMultiScorer(Scorer):
                 per_turn[turn].append(call_string(c["name"], c["arguments"], allowed))
                 used += 1
         details = {"bfcl/actions": float(used)}
-        reached = max([len(episode.answers)] + [c["turn"] + 1 for c in episode.calls])
-        if reached < len(gt_turns):
+        answered = [u < len(episode.answers) and episode.answers[u] is not None for u in range(len(gt_turns))]
+        if not all(answered):  # a user turn the model never closed with <answer>
             return ScoreResult(0.0, "bfcl:multi_turn:force_terminated", details)
 
         decoded = [[calls] if calls else [] for calls in per_turn]
