@@ -1,0 +1,67 @@
+"""Slow: verl's main_ppo on CPU with toolmaster_agent, a live sandboxed tool and the toolmaster reward.
+
+The rollout server runs in scripted mode (trial call -> execute call -> answer, real log-probs), so every
+trajectory makes real tool calls whatever the random tiny model would sample; everything else is the real
+GRPO path: agent loop, sandboxed python environment, reward manager, advantage, FSDP2 update, weight sync.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import parse_steps, run_script
+from verl_toolmaster.data.sft import write_rl_parquet
+from verl_toolmaster.data.task import Task, rl_row
+from verl_toolmaster.protocol import system_prompt
+
+pytestmark = pytest.mark.slow
+
+ADD_TOOL = {"type": "function", "function": {"name": "add", "description": "Add two integers.", "parameters": {
+    "type": "object", "properties": {"a": {"type": "integer", "description": "first"},
+                                     "b": {"type": "integer", "description": "second"}}, "required": ["a", "b"]}}}
+SCRIPT = [
+    '<trial>Probe add with small numbers.</trial>\n<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 1}}\n'
+    "</tool_call><|im_end|>",
+    '<execute>Add the two numbers.</execute>\n<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n'
+    "</tool_call><|im_end|>",
+    "<answer>5</answer><|im_end|>",
+]
+
+
+def test_grpo_steps_with_tool_calls(tmp_path):
+    tasks = [Task(id=f"add-{i}", source="toolhop", query="What is 2 + 3? Use the tools.",
+                  env={"kind": "python", "tools": [ADD_TOOL], "code": {"add": "def add(a, b):\n    return a + b\n"}},
+                  ground_truth={"answer": "5", "answer_type": "number", "sub_answers": {}}) for i in range(8)]
+    data = tmp_path / "add.parquet"
+    write_rl_parquet([rl_row(t, i, system_prompt("on")) for i, t in enumerate(tasks)], data)
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"turns": SCRIPT}))
+    rollouts = tmp_path / "rollouts"
+    proc = run_script("recipes/cpu/run_grpo_tiny.sh", tmp_path / "out",
+                      "trainer.total_training_steps=2", "trainer.save_freq=2", f"trainer.rollout_data_dir={rollouts}",
+                      "data.max_prompt_length=1024", "data.max_response_length=256",
+                      env={"TRAIN_DATA": str(data), "TOOLMASTER_HFCPU_SCRIPT": str(script)})
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    steps = parse_steps(log)
+    assert sorted(steps) == [1, 2], f"steps seen: {sorted(steps)}"
+    for n, m in steps.items():
+        # rollout log-probs (HF server) agree with the FSDP actor's recomputation after each weight sync
+        assert m["training/rollout_probs_diff_mean"] < 1e-3, (n, m["training/rollout_probs_diff_mean"])
+        assert "actor/pg_loss" in m and "actor/grad_norm" in m
+        # every trajectory trialled once, executed once on the real env and answered
+        assert m["toolmaster/trial_calls/mean"] == 1.0 and m["toolmaster/execute_calls/mean"] == 1.0
+        assert m["toolmaster/tool_errors/mean"] == 0.0
+        assert m["toolmaster/termination/answered"] == 1.0
+        assert m["critic/score/mean"] >= 1.0  # correct answer, in protocol (+ trial bonus)
+    ckpt = tmp_path / "out" / "grpo_ckpt" / "global_step_2"
+    assert ckpt.is_dir() and any(ckpt.rglob("*.pt")), f"no checkpoint in {ckpt}"
+    dumps = [json.loads(line) for f in rollouts.glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert dumps, "no rollout dump"
+    # the sandboxed tool really ran: its results are in the conversation as tool responses (verl's dump decodes
+    # with special tokens skipped, so <tool_response> and <|im_start|> are gone from the text)
+    assert all("\nuser\n\n2\n\nassistant\n<execute>" in d["output"] for d in dumps), dumps[0]["output"]
+    assert all("\nuser\n\n5\n\nassistant\n<answer>5</answer>" in d["output"] for d in dumps), dumps[0]["output"]
+    assert all(d["score"] > 1.0 for d in dumps)  # answer 1 plus the trial bonus: the probe preceded execution
