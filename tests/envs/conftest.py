@@ -22,8 +22,8 @@ def toolhop_rows(shared_data: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def tight_pool():
     """A private pool with short limits so hostile tools are stopped within a couple of seconds (CPU 0.5 s
-    well under the 1.5 s wall clock, so a busy loop meets the CPU limit first even on a loaded machine)."""
-    limits = SandboxLimits(timeout_s=1.5, cpu_s=0.5, memory_mb=512, file_size_mb=4, max_print_chars=100_000)
+    well under the 3 s wall clock, so a busy loop meets the CPU limit first even on a loaded machine)."""
+    limits = SandboxLimits(timeout_s=3.0, cpu_s=0.5, memory_mb=512, file_size_mb=4, max_print_chars=100_000)
     pool = SandboxPool(SandboxConfig(workers=2, limits=limits, grace_s=1.0))
     pool.wait_ready()
     yield pool

@@ -1,6 +1,6 @@
 """Hostile tools: each is stopped with a clear error observation, and the pool keeps serving afterwards.
 
-Uses a private pool with short limits (``tight_pool``: 1.5 s wall clock, 0.5 s CPU, 512 MB, 4 MB files, 100k printed chars).
+Uses a private pool with short limits (``tight_pool``: 3 s wall clock, 0.5 s CPU, 512 MB, 4 MB files, 100k printed chars).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ async def run_hostile(pool, body: str):
 async def test_infinite_loop_hits_the_cpu_limit(tight_pool):
     obs = await run_hostile(tight_pool, "while True:\n    pass")
     assert not obs.ok and obs.error_kind == "resource" and "CPU time limit" in obs.text, obs
-    assert obs.latency_s < 3.0
+    assert obs.latency_s < 3.0  # CPU budget 0.5 s, wall clock 3 s
 
 
 async def test_memory_bomb_hits_the_memory_limit(tight_pool):
@@ -121,13 +121,13 @@ async def test_huge_results_are_truncated_visibly(tight_pool):
 
 async def test_sleeping_past_the_timeout(tight_pool):
     obs = await run_hostile(tight_pool, "import time\ntime.sleep(60)")
-    assert obs.error_kind == "timeout" and "1.5 s" in obs.text and obs.latency_s < 3.0, obs
+    assert obs.error_kind == "timeout" and "within 3.0 s" in obs.text and 2.9 < obs.latency_s < 4.5, obs
 
 
 async def test_hang_that_blocks_signals_is_killed_by_the_pool(tight_pool):
     body = "import signal, time\nsignal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGXCPU})\ntime.sleep(60)"
     obs = await run_hostile(tight_pool, body)
-    assert obs.error_kind == "timeout" and "replaced" in obs.text and obs.latency_s < 5.0, obs
+    assert obs.error_kind == "timeout" and "replaced" in obs.text and 3.9 < obs.latency_s < 6.5, obs  # 3 s + 1 s grace
 
 
 async def test_cannot_signal_the_trainer(tight_pool):

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -86,6 +87,10 @@ class _Worker:
             "max_result_bytes": 6 * config.limits.max_result_chars + (64 << 10),
         }
         self.max_reply = cfg["max_result_bytes"] + (64 << 10)
+        # The pool creates the worker's private dir, so it can always remove it, even if the worker dies
+        # before its handshake.
+        self.base_dir = tempfile.mkdtemp(prefix="toolmaster-sandbox-", dir=config.temp_root)
+        cfg["base_dir"] = self.base_dir
         # Minimal environment: tools must not see the trainer's secrets (API keys, tokens).
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
         self.proc = subprocess.Popen(
@@ -149,9 +154,7 @@ class _Worker:
                 f.close()
             except OSError:
                 pass
-        base = getattr(self, "isolation", {}).get("temp_dir")
-        if base:
-            shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def stop(self, wait_s: float = 2.0) -> None:
         """Polite shutdown: EOF on stdin makes the worker clean its temp dir and exit."""

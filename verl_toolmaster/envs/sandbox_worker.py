@@ -489,7 +489,7 @@ class Worker:
         self.limits = cfg["limits"]
         self.code_cache: dict = {}
         self.calls = 0
-        self.base = tempfile.mkdtemp(prefix="toolmaster-sandbox-", dir=cfg.get("temp_root") or None)
+        self.base = cfg.get("base_dir") or tempfile.mkdtemp(prefix="toolmaster-sandbox-", dir=cfg.get("temp_root") or None)
         self.work = os.path.join(self.base, "work")
         os.mkdir(self.work, 0o700)
         os.environ.update(HOME=self.work, TMPDIR=self.work, TMP=self.work, TEMP=self.work)
