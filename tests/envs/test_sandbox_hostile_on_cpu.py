@@ -100,6 +100,41 @@ async def test_os_exit_kills_only_the_worker(tight_pool):
     assert tight_pool.stats["worker_replacements"] == replaced + 1
 
 
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_workers_killed_from_outside_are_replaced(tight_pool):
+    import asyncio
+    import signal
+
+    tight_pool.wait_ready()
+    pids = tight_pool.worker_pids()
+    for pid in pids:  # idle workers die: the next calls are resent to fresh ones
+        os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        while _alive(pid):
+            await asyncio.sleep(0.01)
+    env = env_for(tight_pool, "return 'fine'")
+    assert [(await env.call("evil", {})).text for _ in range(4)] == ["fine"] * 4
+    busy = env_for(tight_pool, "import time\ntime.sleep(2)\nreturn 'late'")
+    task = asyncio.ensure_future(busy.call("evil", {}))
+    await asyncio.sleep(0.5)
+    pids = tight_pool.worker_pids()
+    for pid in pids:  # ... and a worker killed mid-call fails that call only
+        os.kill(pid, signal.SIGKILL)
+    obs = await task
+    assert obs.error_kind == "resource" and "killed by SIGKILL" in obs.text, obs
+    for pid in pids:
+        while _alive(pid):
+            await asyncio.sleep(0.01)
+    assert (await env.call("ok", {"x": 1})).ok
+
+
 async def test_segfault_is_contained(tight_pool):
     obs = await run_hostile(tight_pool, "import ctypes\nctypes.string_at(0)")
     assert obs.error_kind == "resource" and "SIGSEGV" in obs.text, obs
@@ -147,3 +182,25 @@ def test_isolation_report_says_what_is_enforced(tight_pool):
     iso = tight_pool.isolation
     assert set(iso) >= {"network", "filesystem", "seccomp", "user", "rlimits"}
     print(iso)
+
+
+async def test_fallback_without_landlock_and_seccomp_still_refuses():
+    """Kernels without Landlock/seccomp get the (weaker, reported as such) audit-hook guard."""
+    from verl_toolmaster.envs.sandbox_pool import SandboxConfig, SandboxPool
+
+    pool = SandboxPool(SandboxConfig(workers=1, landlock=False, seccomp=False, network_namespace=False))
+    try:
+        iso = pool.wait_ready()
+        assert "weak" in iso["filesystem"] and "weak" in iso["seccomp"]
+        target = f"/tmp/toolmaster-escape-{uuid.uuid4().hex}"
+        for body, event in (
+            ("import socket\nsocket.socket()", "socket.__new__"),
+            ("import os\nos.fork()", "os.fork"),
+            ("import subprocess\nsubprocess.run(['true'])", "subprocess.Popen"),
+            (f"open({target!r}, 'w')", "outside the working directory"),
+        ):
+            obs = await run_hostile(pool, body)
+            assert obs.error_kind == "exception" and event in obs.text, obs
+        assert not os.path.exists(target)
+    finally:
+        pool.close()

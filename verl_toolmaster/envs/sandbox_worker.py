@@ -547,7 +547,7 @@ class Worker:
             "seccomp": "x86_64 filter: no sockets, fork, exec, namespaces, ptrace, io_uring, bpf (threads allowed)"
             if program is not None else "unavailable (audit hook, weak)",
             "user": "nobody (dropped from root)" if drop_uid else "uid 0 without capabilities" if drop_caps else f"uid {os.getuid()}",
-            "rlimits": "as, fsize, nofile, core; cpu per call" + ("; nproc (not enforced for uid 0: seccomp blocks fork)" if drop_caps else "; nproc"),
+            "rlimits": "as, fsize, nofile, core; cpu per call" + ("; nproc (not enforced for uid 0)" if os.geteuid() == 0 else "; nproc"),
             "temp_dir": self.base,
         }
 
