@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .sandbox_worker import read_frame, write_frame
+from .sandbox_worker import read_frame
 
 WORKER_SCRIPT = Path(__file__).with_name("sandbox_worker.py")
 
