@@ -119,7 +119,8 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
         kwargs.pop("name", None)  # the YAML entry's own name, passed through by hydra.utils.instantiate
         super().__init__(*args, **kwargs)
         del tools  # verl's global tool list is not used: every task brings its own tools
-        self.cfg: ToolMasterLoopConfig = _cached_config(self.config, self.rollout_config, toolmaster)
+        self.cfg: ToolMasterLoopConfig
+        self.cfg, self._full_determinism = _cached_config(self.config, self.rollout_config, toolmaster)
         self.response_length: int = int(self.rollout_config.response_length)
         self._want_logprobs = False  # set per run from sampling_params["logprobs"]
 
@@ -136,11 +137,19 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
                 "(see verl_toolmaster.data.task.rl_row)"
             )
         follow_up = _json_list(extra_info.get("follow_up"), f"row {row}: extra_info['follow_up']")
-        try:
-            env = make_env(spec)
-        except ValueError as e:
-            raise ValueError(f"row {row}: {e}") from None
-        ep = _Episode(env=env, n_user_turns=1 + len(follow_up), follow_up=follow_up, messages=self._messages(kwargs))
+        # Building the environment and the first prompt happens under the token gate too: when a worker starts
+        # hundreds of trajectories at once, this spreads their start-up instead of running it in one loop tick.
+        async with _token_gate(self.loop):
+            try:
+                env = make_env(spec)
+            except ValueError as e:
+                raise ValueError(f"row {row}: {e}") from None
+            ep = _Episode(env=env, n_user_turns=1 + len(follow_up), follow_up=follow_up, messages=self._messages(kwargs))
+            try:
+                ep.prompt_ids = await self.ct_build_initial_tokens(ep.messages, tools=env.tools())
+            except BaseException:
+                await self._close(ep)
+                raise
         try:
             await self._episode(ep, sampling_params, kwargs.get("priority", 0))
         finally:
@@ -161,9 +170,7 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
     async def _episode(self, ep: _Episode, sampling_params: dict[str, Any], priority: int) -> None:
         cfg = self.cfg
         self._want_logprobs = bool(sampling_params.get("logprobs"))
-        full_det = bool(self.rollout_config.get("full_determinism", False))
-        request_id = f"det-{priority}" if full_det else uuid4().hex
-        ep.prompt_ids = await self.ct_build_initial_tokens(ep.messages, tools=ep.env.tools())
+        request_id = f"det-{priority}" if self._full_determinism else uuid4().hex
         while True:
             if ep.assistant_turns >= cfg.max_turns:
                 ep.termination = "turn_budget"
@@ -209,9 +216,10 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
         if out.log_probs:
             _pad_logprobs(ep)  # turns so far sampled nothing: their context positions get logprob 0
         logprobs = ep.logprobs if (ep.logprobs or out.log_probs) else None
-        merge, mask, logprobs = await self.ct_merge_assistant_token(
-            ep.prompt_ids, list(out.token_ids), ep.mask, logprobs, assistant_logprobs=out.log_probs or None
-        )
+        async with _token_gate(self.loop):
+            merge, mask, logprobs = await self.ct_merge_assistant_token(
+                ep.prompt_ids, list(out.token_ids), ep.mask, logprobs, assistant_logprobs=out.log_probs or None
+            )
         self._track(ep, merge, assistant=True)
         ep.prompt_ids, ep.mask = merge.token_ids, mask
         if logprobs is not None:
@@ -222,9 +230,10 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
         """Append tool/feedback/user messages (mask 0). False when they do not fit the response budget."""
         previous = list(ep.messages)
         ep.messages.extend(new_messages)
-        merge, mask, logprobs = await self.ct_merge_context_msg(
-            previous, ep.messages, ep.prompt_ids, ep.mask, ep.logprobs or None, tools=ep.env.tools()
-        )
+        async with _token_gate(self.loop):
+            merge, mask, logprobs = await self.ct_merge_context_msg(
+                previous, ep.messages, ep.prompt_ids, ep.mask, ep.logprobs or None, tools=ep.env.tools()
+            )
         if len(mask) >= self.response_length:
             return False
         self._track(ep, merge, assistant=False)
@@ -378,7 +387,10 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
         with compat.simple_timer("tool_calls", ep.metrics):
             for g in range(0, len(runnable), step):  # groups run one after another, so order is kept
                 group = runnable[g : g + step]
-                outs = await asyncio.gather(*(self._call(target, c) for _, c in group))
+                if len(group) == 1:
+                    outs = [await self._call(target, group[0][1])]
+                else:
+                    outs = await asyncio.gather(*(self._call(target, c) for _, c in group))
                 results.update({i: o for (i, _), o in zip(group, outs)})
         excess = [c for c in turn.calls if c.violation == "too_many_calls"]
         for i, call in enumerate(turn.calls):
@@ -403,7 +415,7 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
     async def _call(self, env: ToolEnv, call: ToolCall) -> tuple[Observation, float]:
         started = time.perf_counter()
         try:
-            obs = await asyncio.wait_for(env.call(call.name, call.arguments), timeout=self.cfg.tool_timeout_s)
+            obs = await _with_timeout(env.call(call.name, call.arguments), self.cfg.tool_timeout_s)
         except asyncio.TimeoutError:
             obs = Observation(False, f"Error: the call to {call.name!r} timed out after {self.cfg.tool_timeout_s:g} s.", "timeout")
         except Exception as e:  # an environment must not raise for a bad call; if one does, the model still gets feedback
@@ -500,6 +512,32 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
 # ---------------------------------------------------------------------- helpers
 
 
+_TOKEN_GATES: dict[int, tuple[Any, asyncio.Semaphore]] = {}
+TOKEN_BUILDER_CONCURRENCY = int(os.getenv("TOOLMASTER_TOKEN_BUILDER_CONCURRENCY", "2"))
+
+
+def _token_gate(loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+    """Per-event-loop limit on Continuous Token builds in flight.
+
+    verl runs every ct_* call in the loop's default thread pool. The work is GIL-bound (chat-template
+    rendering), so with hundreds of trajectories more threads add no throughput; they only contend with
+    the event-loop thread for the GIL and stall it. A small gate keeps the loop responsive.
+    """
+    hit = _TOKEN_GATES.get(id(loop))
+    if hit is None or hit[0] is not loop:
+        hit = (loop, asyncio.Semaphore(TOKEN_BUILDER_CONCURRENCY))
+        _TOKEN_GATES[id(loop)] = hit
+    return hit[1]
+
+
+async def _with_timeout(coro: Any, seconds: float) -> Any:
+    """``asyncio.timeout`` where available (no extra task per call), ``wait_for`` on Python 3.10."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(seconds):
+            return await coro
+    return await asyncio.wait_for(coro, timeout=seconds)
+
+
 def _pad_logprobs(ep: _Episode) -> None:
     """Give logprob 0 to trailing positions that have none, if they are all context (mask 0).
 
@@ -549,19 +587,22 @@ def _json_list(value: Any, where: str) -> list[str]:
     return value
 
 
-_CONFIG_CACHE: dict[int, tuple[Any, str, ToolMasterLoopConfig]] = {}
+_CONFIG_CACHE: dict[int, tuple[Any, str, tuple[ToolMasterLoopConfig, bool]]] = {}
 
 
-def _cached_config(trainer_config: Any, rollout_config: Any, entry: Any) -> ToolMasterLoopConfig:
-    """verl builds one loop instance per trajectory; parse the config once per (trainer config, overrides)."""
+def _cached_config(trainer_config: Any, rollout_config: Any, entry: Any) -> tuple[ToolMasterLoopConfig, bool]:
+    """verl builds one loop instance per trajectory; read the config once per (trainer config, overrides).
+
+    Returns our config and ``rollout.full_determinism`` (request ids are then derived from the row priority).
+    """
     custom = rollout_config.get("custom")
     key = json.dumps([to_plain(entry), to_plain(custom.get("toolmaster") if custom else None)], sort_keys=True, default=str)
     hit = _CONFIG_CACHE.get(id(trainer_config))
     if hit is not None and hit[0] is trainer_config and hit[1] == key:
         return hit[2]
-    cfg = load_config(rollout_config, to_plain(entry))
-    _CONFIG_CACHE[id(trainer_config)] = (trainer_config, key, cfg)
-    return cfg
+    value = (load_config(rollout_config, to_plain(entry)), bool(rollout_config.get("full_determinism", False)))
+    _CONFIG_CACHE[id(trainer_config)] = (trainer_config, key, value)
+    return value
 
 
 def register_with_verl() -> None:
