@@ -273,11 +273,11 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
     def _final_turn(self, ep: _Episode, turn: ParsedTurn) -> None:
         """The response budget is spent: record the turn; only a complete final answer still counts."""
         record = self._record(ep, turn)
-        last = ep.user_turn == ep.n_user_turns - 1
-        if turn.answer is not None and turn.stopped and last:
+        if turn.answer is not None and turn.stopped:  # a complete answer still counts
             ep.answers[ep.user_turn] = turn.answer
             ep.counts["answer_turns"] += 1
-            ep.termination = "answered"
+            last = ep.user_turn == ep.n_user_turns - 1
+            ep.termination = "answered" if last else "response_budget"
         else:
             ep.termination = "response_budget"
             record["not_run"] = len(turn.calls)

@@ -195,3 +195,14 @@ def test_empty_generations_keep_the_batch_aligned(base_config):
     assert info["termination"] == "turn_budget" and info["counts"]["violations"] == {"no_tag": 3, "answer_missing": 1}
     assert set(run.response(1)[1]) == {0}  # only feedback context, nothing sampled
     assert_token_invariants(run, 1, "empty")
+
+
+def test_answer_that_ends_exactly_at_the_budget_counts(base_config):
+    script = [T("execute", "x", ("get", {})), T("answer", "0")]
+    run, _ = _one(base_config, script)
+    n = len(run.response()[1])
+    _, info = _one(base_config, script, response_length=n)
+    assert (info["termination"], info["answers"], info["counts"]["violations"]) == ("answered", ["0"], {})
+    _, info = _one(base_config, script, response_length=n - 1)  # the answer's <|im_end|> is cut off
+    assert (info["termination"], info["answers"]) == ("response_budget", [None])
+    assert info["counts"]["violations"] == {"answer_missing": 1}
