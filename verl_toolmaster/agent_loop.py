@@ -27,13 +27,12 @@ from .protocol.parse import ParsedTurn, ToolCall, decode_turn, parse_turn
 from .protocol.render import message_from_parsed, tool_message
 from .protocol.segment import merge_spans
 from .protocol.tags import ANSWER, EXECUTE, OBSERVATION, TRIAL
+from .registration import AGENT_NAME, EXTRA_KEY  # noqa: F401  (AGENT_NAME re-exported for callers)
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
 
-AGENT_NAME = "toolmaster_agent"
-EXTRA_KEY = "toolmaster"  # the one extra_fields key our loop writes (plus verl's own bookkeeping keys)
-EXTRA_VERSION = 1
+EXTRA_VERSION = 1  # version of the extra_fields[EXTRA_KEY] layout
 _PENDING = "_pending"  # span label of a sampled turn until it is parsed
 _INLINE_PARSE_TOKENS = 2048  # longer turns are decoded/parsed in a thread so the event loop never stalls
 
@@ -281,6 +280,9 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
         else:
             ep.termination = "response_budget"
             record["not_run"] = len(turn.calls)
+            if turn.stopped and turn.violation:  # a complete but malformed turn; a cut one is not judged
+                ep.violation(turn.violation)
+                record["violation"], record["violations"] = turn.violation, [turn.violation]
 
     async def _handle_turn(self, ep: _Episode, turn: ParsedTurn) -> list[dict[str, Any]]:
         """Apply one parsed turn; return the context messages to append (empty when the episode ended)."""
@@ -371,8 +373,13 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
         phase = turn.phase
         if phase == TRIAL:
             if ep.fork is None:
-                ep.fork = ep.env.fork()
-                ep.fork.set_turn(ep.user_turn)
+                try:
+                    ep.fork = ep.env.fork()
+                    ep.fork.set_turn(ep.user_turn)
+                except Exception as e:  # without a scratch copy a trial must not touch the real environment
+                    logger.warning("fork() of %s failed: %r", type(ep.env).__name__, e)
+                    ep.fork = None
+                    return self._unforkable(ep, turn, e)
             target = ep.fork
         else:
             await self._drop_fork(ep)  # trials of this user turn are over
@@ -410,6 +417,18 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
         if excess:  # one response for all excess calls, however many there are
             reason = f"at most {self.cfg.max_calls_per_turn} tool calls per reply; the other {len(excess)} call(s) did not run."
             messages.append(tool_message(prompts.not_run_text(reason)))
+        return messages
+
+    def _unforkable(self, ep: _Episode, turn: ParsedTurn, error: Exception) -> list[dict[str, Any]]:
+        """Trial calls when the environment cannot be copied: each fails with the reason, nothing runs."""
+        messages = []
+        for call in turn.calls[: self.cfg.max_calls_per_turn]:
+            obs = Observation(False, f"Error: trials are unavailable: the environment could not be copied ({type(error).__name__}: {error}).", "exception")
+            text = self._clip(ep, obs.text)
+            messages.append(tool_message(text, call.name or None))
+            ep.calls.append(self._log_entry(ep, ep.env, TRIAL, call, obs, text, 0.0))
+            ep.counts["trial_calls"] += 1
+            ep.counts["tool_errors"] += 1
         return messages
 
     async def _call(self, env: ToolEnv, call: ToolCall) -> tuple[Observation, float]:

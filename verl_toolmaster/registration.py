@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 AGENT_NAME = "toolmaster_agent"
 AGENT_LOOP_ENTRY = {"_target_": "verl_toolmaster.agent_loop.ToolMasterAgentLoop"}
-EXTRA_KEY = "toolmaster"
+EXTRA_KEY = "toolmaster"  # the one extra_fields key the loop writes (besides verl's own bookkeeping keys)
 
 
 def register_agent_loop(registry: dict[str, Any] | None = None) -> None:
@@ -88,12 +88,20 @@ def _v1_step_metrics(batch: Any, kv_batch_get: Any = None) -> dict[str, float]:
 
             kv_batch_get = tq.kv_batch_get
         data = kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
-        extra = list(data["extra_fields"])
+        extra = _plain_rows(data["extra_fields"])
     except Exception as e:  # metrics must not kill a training step; the gap is logged
         logger.warning("toolmaster step metrics unavailable: could not read extra_fields: %r", e)
         return {}
     tags = batch.tags or [{}] * len(extra)
     return step_metrics([e for e, tag in zip(extra, tags) if not (tag or {}).get("is_padding", False)])
+
+
+def _plain_rows(column: Any) -> list[Any]:
+    """A TransferQueue object column as plain Python values: it comes back as a ``NonTensorStack`` (whose
+    items are ``NonTensorData`` wrappers; ``tolist()`` unwraps them) or as a plain list subclass."""
+    if hasattr(column, "tolist"):
+        return list(column.tolist())
+    return [getattr(x, "data", x) if type(x).__name__ == "NonTensorData" else x for x in column]
 
 
 def _wrap_v0(original):

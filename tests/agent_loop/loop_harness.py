@@ -42,7 +42,7 @@ class CounterEnv(ToolEnv):
     """A stateful test environment: a counter plus tools that misbehave on purpose.
 
     Spec options: "latency" (seconds per call), "turn_tools" ({"<k>": [names revealed at user turn k]}),
-    "rename" ({surface name: real name}, exercising canonical()).
+    "rename" ({surface name: real name}, exercising canonical()), "fork_fails" (fork() raises).
     """
 
     created: list["CounterEnv"] = []
@@ -104,6 +104,8 @@ class CounterEnv(ToolEnv):
         raise RuntimeError("boom raised inside the environment")
 
     def fork(self) -> "CounterEnv":
+        if self.spec.get("fork_fails"):
+            raise RuntimeError("this environment cannot be copied")
         env = CounterEnv(self.spec, self.value, is_fork=True)
         env.turn = self.turn
         return env

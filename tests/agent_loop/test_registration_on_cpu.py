@@ -95,6 +95,21 @@ def test_v1_hook_reads_extra_fields_from_transfer_queue():
     assert _v1_step_metrics(batch, kv_batch_get=broken) == {}
 
 
+def test_v1_hook_takes_tensordict_columns():
+    """TransferQueue hands object columns back as tensordict containers, not numpy arrays."""
+    from tensordict import NonTensorData, NonTensorStack
+
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    rows = [{"toolmaster": _info(4, 0)}, {"toolmaster": _info(0, 2)}]
+    batch = SimpleNamespace(keys=["a", "b"], partition_id="train", tags=[{}, {}])
+    stack = NonTensorStack(*[NonTensorData(r) for r in rows])
+    linked = list_of_dict_to_tensordict([{"extra_fields": r, "x": i} for i, r in enumerate(rows)])["extra_fields"]
+    for column in (stack, linked):
+        m = _v1_step_metrics(batch, kv_batch_get=lambda **kw: {"extra_fields": column})
+        assert m["toolmaster/trial_calls/mean"] == 2.0 and m["toolmaster/execute_calls/mean"] == 1.0, type(column)
+
+
 def test_v1_wrapper_adds_to_the_step_metrics(monkeypatch):
     import transfer_queue
 

@@ -206,3 +206,13 @@ def test_answer_that_ends_exactly_at_the_budget_counts(base_config):
     _, info = _one(base_config, script, response_length=n - 1)  # the answer's <|im_end|> is cut off
     assert (info["termination"], info["answers"]) == ("response_budget", [None])
     assert info["counts"]["violations"] == {"answer_missing": 1}
+
+
+def test_trials_when_the_environment_cannot_be_forked(base_config):
+    spec = {"kind": "tm_test_counter", "fork_fails": True}
+    script = [T("trial", "probe", ("incr", {"by": 9})), T("execute", "real", ("incr", {"by": 1})), ANSWER]
+    _, info = _one(base_config, script, spec=spec)
+    assert [(c["phase"], c["ok"], c["error_kind"]) for c in info["calls"]] == [("trial", False, "exception"), ("execute", True, None)]
+    assert "could not be copied" in info["calls"][0]["text"]
+    assert CounterEnv.created[0].value == 1  # the trial never touched the real environment
+    assert info["termination"] == "answered"
