@@ -40,6 +40,7 @@ def scripted_episode(settings: LoopSettings, options: ScriptedOptions, limit: Le
             answer_observed=row["data_source"] == "toolhop",
             max_length=limit.max_length,
             expected_calls=teacher.expected,
+            exact_text=True,
         )
         try:
             await check(row, result, req, limit.tokenizer)

@@ -45,6 +45,7 @@ class Requirements:
     answer_observed: bool = False  # for sources scored on a final answer (toolhop): the answer appears in an execute observation
     max_length: int | None = None  # tokens of the SFT row under the tokenizer's chat template (None: unchecked)
     expected_calls: list[dict[str, Any]] | None = field(default=None)  # planned (phase, turn, name, ok) of every call
+    exact_text: bool = False  # each turn as sampled equals its SFT message rendered back (canonical teacher output)
 
 
 _SCORERS: dict[str, Scorer] = {}
@@ -81,8 +82,9 @@ def message_text(message: dict[str, Any]) -> str:
     return text
 
 
-def check_round_trip(result: EpisodeResult, tool_names: list[str], trial_mode: str) -> None:
-    """Every sampled assistant turn renders and parses back to the phase the loop recorded and the same calls."""
+def check_round_trip(result: EpisodeResult, tool_names: list[str], trial_mode: str, exact_text: bool = False) -> None:
+    """Every sampled assistant turn renders and parses back to the phase the loop recorded and the same calls; with
+    ``exact_text`` the rendered message is also byte-identical to the turn as it was sampled."""
     sampled = [m for m in result.messages if m.get("role") == "assistant"][-len(result.turn_texts) :] if result.turn_texts else []
     turns = result.record["turns"]
     if len(sampled) != len(turns):
@@ -96,6 +98,8 @@ def check_round_trip(result: EpisodeResult, tool_names: list[str], trial_mode: s
         written = [(c["function"]["name"], c["function"]["arguments"]) for c in message.get("tool_calls") or []]
         if [(c.name, c.arguments) for c in parsed.calls] != written:
             raise Rejected("round_trip", f"turn {i}: the calls differ after the round trip")
+        if exact_text and parse_turn(result.turn_texts[i], trial_mode=trial_mode).text != message_text(message):
+            raise Rejected("round_trip", f"turn {i}: the SFT message renders to other text than was sampled")
 
 
 def check_trials(record: dict[str, Any], req: Requirements) -> None:
@@ -153,7 +157,7 @@ async def check(row: dict[str, Any], result: EpisodeResult, req: Requirements, t
         raise Rejected(f"violation:{sorted(violations)[0]}", json.dumps(violations))
     if req.expected_calls is not None:
         check_expected(record, req.expected_calls)
-    check_round_trip(result, result.tool_names, record["trial_mode"])
+    check_round_trip(result, result.tool_names, record["trial_mode"], req.exact_text)
     check_trials(record, req)
     result_score = await score(row, record)
     if result_score.answer < 1.0:

@@ -134,13 +134,14 @@ async def run_items(
     journal: Journal | None = None,
     progress: bool = True,
     desc: str = "synth",
-    err: TextIO = sys.stderr,
+    err: TextIO | None = None,
     verbose: bool = False,
 ) -> tuple[list[Outcome], int]:
     """Run every item not already in the journal, at most ``concurrency`` at a time. Returns (outcomes of all
     items in input order - resumed ones rebuilt from the journal -, number resumed)."""
     from tqdm import tqdm
 
+    err = err or sys.stderr
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     done = journal.load() if journal is not None else {}

@@ -175,15 +175,19 @@ class ScriptedTeacher:
         probe: Probe | None = None
         target: dict[str, Any] | None = None
         if mandatory or rng.random() < opt.later_probe:
+            clean = []
             for call in fresh:
                 if _looks_failed(await self._on_fork(call["name"], call["arguments"])):
-                    continue  # needs the state earlier steps create: not probe-able at the start of the turn
+                    continue  # an error report (or it needs the state earlier steps create): not shown as the working call
+                clean.append(call["name"])
                 probe = await self._failing(call["name"], call["arguments"], self._schema(call["name"]), kinds)
                 if probe is not None:
                     target = call
                     break
             if probe is None and mandatory:
-                raise Unplannable("no_failing_probe", f"turn {t}: no wrong variant of {[c['name'] for c in fresh]} fails in the environment")
+                if not clean:
+                    raise Unplannable("gold_result_is_error", f"turn {t}: no gold call of {[c['name'] for c in fresh]} returns a clean result at the start of the turn")
+                raise Unplannable("no_failing_probe", f"turn {t}: no wrong variant of {clean} fails in the environment")
         queue: list[_Turn] = []
         fixed_by_execute = False
         if probe is not None and target is not None:
