@@ -138,7 +138,9 @@ class BfclEnv(ToolEnv):
         if problem:
             return self._finish(Observation(False, f"Error during execution: {problem}", "schema"), started)
         try:
-            result = method(**args)
+            # bfcl-eval's executor evals a call string, so each call gets fresh argument objects; the API classes
+            # keep references (a tweet's mentions list), which later calls would mutate inside the call log.
+            result = method(**copy.deepcopy(args))
         except Exception as e:  # noqa: BLE001 - the API's own error, shown as bfcl-eval shows it
             return self._finish(Observation(False, f"Error during execution: {e}", "exception"), started)
         return self._finish(Observation(True, render_result(result)), started)
