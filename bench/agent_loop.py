@@ -17,7 +17,9 @@
    verl's ToolAgentLoop runs the same batch for reference.
 3. Event-loop stall: the longest event-loop iteration spent running callbacks (time between two returns to
    ``select``) during part 2, for both loops; a 5 ms heartbeat's worst lateness is reported as well (it also
-   includes the OS's wake-up delay, which on a shared machine can dominate).
+   includes the OS's wake-up delay, which on a shared machine can dominate). Before part 2 the start-up heap
+   is moved out of the cyclic collector's reach with ``gc.freeze()`` (``--no-gc-freeze`` to skip): otherwise a
+   full collection of torch/transformers/verl objects stalls the loop for 0.3-1 s, with either agent loop.
 
 The last line is one JSON object: overhead_ratio_vs_tool_agent_loop, concurrency_ratio_to_ideal,
 max_loop_stall_ms, plus the raw figures.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -282,6 +285,28 @@ async def concurrency_part(h: Harness, n: int, latency: float, sequential_s: flo
             "tool_agent_loop_max_heartbeat_lateness_ms": verl_late * 1e3}
 
 
+def measure(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        over = await overhead_part(h, args.trajectories, args.block)
+        if not args.no_gc_freeze:
+            # The start-up heap (torch, transformers, verl, hydra configs: millions of objects) never becomes
+            # garbage; left in the collector, every full collection walks it and stalls any asyncio loop for
+            # 0.3-1 s whatever the agent loop does. A long-running rollout worker should freeze it likewise.
+            gc.collect()
+            gc.freeze()
+        conc = await concurrency_part(h, args.concurrent, args.latency_ms / 1e3, over["trajectory_s_sequential"], args.repeats)
+        return {**over, **conc}
+
+    loop = TimedLoop()
+    try:
+        figures = loop.run_until_complete(run())
+    finally:
+        loop.close()
+    figures["load_average_1min"] = os.getloadavg()[0]  # the machine may be shared: context for the figures
+    figures["gc_frozen"] = not args.no_gc_freeze
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trajectories", type=int, default=200, help="sequential trajectories per loop for the overhead figure")
@@ -289,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrent", type=int, default=512)
     ap.add_argument("--latency-ms", type=float, default=50.0)
     ap.add_argument("--repeats", type=int, default=2, help="concurrent batches per setting (best time, worst stall)")
+    ap.add_argument("--no-gc-freeze", action="store_true", help="leave the start-up heap to the cyclic collector (see measure())")
     ap.add_argument("--model-dir", default=None, help="tiny model dir (built offline into a temp dir if absent)")
     args = ap.parse_args(argv)
 
@@ -299,18 +325,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from verl_toolmaster.tiny import build_tiny
 
-    model_dir = args.model_dir or str(build_tiny(tempfile.mkdtemp(prefix="tm_bench_tiny_")))
-    cfg = compose_config(model_dir, response_length=1024)
-    h = Harness(cfg, AutoTokenizer.from_pretrained(model_dir))
-
-    async def run() -> dict[str, Any]:
-        over = await overhead_part(h, args.trajectories, args.block)
-        conc = await concurrency_part(h, args.concurrent, args.latency_ms / 1e3, over["trajectory_s_sequential"], args.repeats)
-        return {**over, **conc}
-
-    with asyncio.Runner(loop_factory=TimedLoop) as runner:
-        figures = runner.run(run())
-    figures["load_average_1min"] = os.getloadavg()[0]  # the machine may be shared: context for the figures
+    with tempfile.TemporaryDirectory(prefix="tm_bench_tiny_") as tmp:
+        model_dir = args.model_dir or str(build_tiny(tmp))
+        cfg = compose_config(model_dir, response_length=1024)
+        h = Harness(cfg, AutoTokenizer.from_pretrained(model_dir))
+        figures = measure(h, args)
     for k, v in figures.items():
         print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}", file=sys.stderr)
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
