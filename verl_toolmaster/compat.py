@@ -106,8 +106,6 @@ _INTERNALS.update(
         "simple_timer": "verl.utils.profiler:simple_timer",
         "rollout_trace_op": "verl.utils.rollout_trace:rollout_trace_op",
         "FunctionTool": "verl.tools.function_tool:FunctionTool",
-        "function_tool": "verl.tools.function_tool:function_tool",
-        "AgentState": "verl.experimental.agent_loop.tool_agent_loop:AgentState",
     }
 )
 MODULES.update({"trainer_v1": "verl.trainer.ppo.v1.trainer_base", "trainer_v0": "verl.trainer.ppo.ray_trainer"})
