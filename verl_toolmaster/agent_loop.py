@@ -27,12 +27,13 @@ from .protocol.parse import ParsedTurn, ToolCall, decode_turn, parse_turn
 from .protocol.render import message_from_parsed, tool_message
 from .protocol.segment import merge_spans
 from .protocol.tags import ANSWER, EXECUTE, OBSERVATION, TRIAL
-from .registration import AGENT_NAME, EXTRA_KEY  # noqa: F401  (AGENT_NAME re-exported for callers)
+from .registration import AGENT_NAME, EXTRA_KEY
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
 
 EXTRA_VERSION = 1  # version of the extra_fields[EXTRA_KEY] layout
+__all__ = ["AGENT_NAME", "EXTRA_KEY", "ToolMasterAgentLoop", "register_with_verl"]
 _PENDING = "_pending"  # span label of a sampled turn until it is parsed
 _INLINE_PARSE_TOKENS = 2048  # longer turns are decoded/parsed in a thread so the event loop never stalls
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import os
 import re
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-import pytest
 from omegaconf import OmegaConf, open_dict
 
 from verl_toolmaster.envs import Observation, ToolEnv, register_env
