@@ -16,7 +16,16 @@ def rl_data(shared_data, tmp_path_factory) -> dict[str, Path]:
     return {
         "toolhop": prepare(shared_data, d / "toolhop.parquet", "toolhop", "toolhop"),
         "bfcl": prepare(shared_data, d / "bfcl.parquet", "bfcl", "bfcl", "--categories", "multi_turn_base", "--limit", "2"),
-        "bfcl_miss": prepare(shared_data, d / "bfcl_miss.parquet", "bfcl", "bfcl", "--categories", "multi_turn_miss_func,multi_turn_miss_param", "--limit", "2"),
+        "bfcl_miss": prepare(
+            shared_data,
+            d / "bfcl_miss.parquet",
+            "bfcl",
+            "bfcl",
+            "--categories",
+            "multi_turn_miss_func,multi_turn_miss_param",
+            "--limit",
+            "2",
+        ),
         "apibank": prepare(shared_data, d / "apibank.parquet", "apibank", "apibank", "--limit", "6"),
     }
 

@@ -16,8 +16,14 @@ from typing import Any, Callable
 
 
 class FakeOpenAI:
-    def __init__(self, brain: Callable[[str, dict[str, Any]], tuple[str, str]], faults: dict[int, str] | None = None,
-                 fault_if: Callable[[str, dict[str, Any]], str | None] | None = None, hold_s: float = 2.0, delay_s: float = 0.0):
+    def __init__(
+        self,
+        brain: Callable[[str, dict[str, Any]], tuple[str, str]],
+        faults: dict[int, str] | None = None,
+        fault_if: Callable[[str, dict[str, Any]], str | None] | None = None,
+        hold_s: float = 2.0,
+        delay_s: float = 0.0,
+    ):
         self.brain = brain
         self.faults = dict(faults or {})
         self.fault_if = fault_if
@@ -90,6 +96,13 @@ def _reply(kind: str, body: dict[str, Any], text: str, finish: str) -> dict[str,
     usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
     if kind == "chat":
         choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
-        return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body.get("model"), "choices": [choice], "usage": usage}
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model"),
+            "choices": [choice],
+            "usage": usage,
+        }
     choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
     return {"id": "cmpl-fake", "object": "text_completion", "created": 0, "model": body.get("model"), "choices": [choice], "usage": usage}

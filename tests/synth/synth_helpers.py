@@ -103,8 +103,18 @@ async def _replay(sft: dict[str, Any], rl: dict[str, Any]) -> dict[str, Any]:
             for c in parsed.calls:
                 obs = await target.call(c.name, c.arguments)
                 pending.append(obs.text)
-                calls.append({"phase": parsed.phase, "turn": turn, "name": c.name, "arguments": c.arguments, "ok": obs.ok,
-                              "error_kind": obs.error_kind, "text": obs.text, "latency_s": 0.0})
+                calls.append(
+                    {
+                        "phase": parsed.phase,
+                        "turn": turn,
+                        "name": c.name,
+                        "arguments": c.arguments,
+                        "ok": obs.ok,
+                        "error_kind": obs.error_kind,
+                        "text": obs.text,
+                        "latency_s": 0.0,
+                    }
+                )
     finally:
         if fork is not None:
             await fork.close()
@@ -144,5 +154,7 @@ def assert_sound(sft: dict[str, Any], rl: dict[str, Any], failed_probe: bool = T
             continue
         parsed = parse_turn(message_text(m), tool_names=tool_names)
         assert parsed.violations == [], f"{sft['task_id']}: {parsed.violations}"
-        assert [(c.name, c.arguments) for c in parsed.calls] == [(c["function"]["name"], c["function"]["arguments"]) for c in m.get("tool_calls") or []]
+        assert [(c.name, c.arguments) for c in parsed.calls] == [
+            (c["function"]["name"], c["function"]["arguments"]) for c in m.get("tool_calls") or []
+        ]
     return r

@@ -19,7 +19,6 @@ from fake_openai import FakeOpenAI
 from synth_helpers import LOOP_OVERRIDES, assert_sound, rl_rows, synth, written
 
 from verl_toolmaster.synth.cli import _run, build_parser
-from verl_toolmaster.synth.journal import Journal
 from verl_toolmaster.synth.quality import message_text
 
 WRONG, NO_TRIAL = "toolhop-015", "toolhop-019"  # tasks whose scripted replies are spoiled on purpose
@@ -160,7 +159,18 @@ def test_cancelled_run_resumes_with_each_id_once(scripts, rl_data, tiny_model_di
     run asks the endpoint only about unfinished tasks and the output has each id exactly once."""
     out = tmp_path / "llm.parquet"
     journal = out.with_suffix(".jsonl")
-    argv = ["llm", "--data", str(rl_data["toolhop"]), "--out", str(out), "--no-progress", "--tokenizer", str(tiny_model_dir), "--concurrency", "1"]
+    argv = [
+        "llm",
+        "--data",
+        str(rl_data["toolhop"]),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--tokenizer",
+        str(tiny_model_dir),
+        "--concurrency",
+        "1",
+    ]
     for o in LOOP_OVERRIDES:
         argv += ["--override", o]
     with FakeOpenAI(brain_for(scripts), delay_s=0.05) as fake:
@@ -197,8 +207,21 @@ def test_killed_process_resumes_with_each_id_once(scripts, rl_data, tiny_model_d
     """The same with a real SIGKILL of the CLI process in the middle of the run."""
     out = tmp_path / "llm.parquet"
     journal = out.with_suffix(".jsonl")
-    base = [sys.executable, "-m", "verl_toolmaster.synth", "llm", "--data", str(rl_data["toolhop"]), "--out", str(out),
-            "--no-progress", "--tokenizer", str(tiny_model_dir), "--concurrency", "1"]
+    base = [
+        sys.executable,
+        "-m",
+        "verl_toolmaster.synth",
+        "llm",
+        "--data",
+        str(rl_data["toolhop"]),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--tokenizer",
+        str(tiny_model_dir),
+        "--concurrency",
+        "1",
+    ]
     for o in LOOP_OVERRIDES:
         base += ["--override", o]
     with FakeOpenAI(brain_for(scripts), delay_s=0.3) as fake:

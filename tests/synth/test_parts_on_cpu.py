@@ -88,8 +88,21 @@ def test_excerpt_is_one_clean_line():
 
 def test_templates_fill_every_slot():
     rng = random.Random(0)
-    slots = dict(tool="t", given="x=1", param="p", wrong="w", label="p", shown_value="'1'", error="e", fix="f",
-                 call="t(x=1)", prev_tool="s", obs='"o"', calls="t(x=1)", expected_phrase="an integer")
+    slots = dict(
+        tool="t",
+        given="x=1",
+        param="p",
+        wrong="w",
+        label="p",
+        shown_value="'1'",
+        error="e",
+        fix="f",
+        call="t(x=1)",
+        prev_tool="s",
+        obs='"o"',
+        calls="t(x=1)",
+        expected_phrase="an integer",
+    )
     for key, texts in tpl.TEMPLATES.items():
         for _ in range(3 * len(texts)):
             text = tpl.pick(rng, key, **slots)
@@ -100,9 +113,14 @@ def test_wire_messages_keep_the_model_text():
     messages = [
         {"role": "system", "content": "sys"},
         {"role": "user", "content": "q"},
-        {"role": "assistant", "content": "<trial>probe</trial>", "tool_calls": [
-            {"type": "function", "function": {"name": "f", "arguments": {"a": 1}}},
-            {"type": "function", "function": {"name": "g", "arguments": {}}}]},
+        {
+            "role": "assistant",
+            "content": "<trial>probe</trial>",
+            "tool_calls": [
+                {"type": "function", "function": {"name": "f", "arguments": {"a": 1}}},
+                {"type": "function", "function": {"name": "g", "arguments": {}}},
+            ],
+        },
         {"role": "tool", "content": "r1", "name": "f"},
         {"role": "tool", "content": "r2", "name": "g"},
         {"role": "user", "content": "Trial budget spent."},
@@ -110,7 +128,10 @@ def test_wire_messages_keep_the_model_text():
     tools = [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}, "response": {"x": 1}}}]
     wire = wire_messages(messages, tools)
     assert [m["role"] for m in wire] == ["system", "user", "assistant", "user", "user"]
-    assert wire[2]["content"] == '<trial>probe</trial>\n<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>\n<tool_call>\n{"name": "g", "arguments": {}}\n</tool_call>'
+    assert (
+        wire[2]["content"]
+        == '<trial>probe</trial>\n<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>\n<tool_call>\n{"name": "g", "arguments": {}}\n</tool_call>'
+    )
     assert wire[3]["content"] == "<tool_response>\nr1\n</tool_response>\n<tool_response>\nr2\n</tool_response>"
     assert wire[0]["content"].startswith("sys") and '"name": "f"' in wire[0]["content"] and "response" not in wire[0]["content"]
     assert wire_tools(tools) == [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}]
@@ -118,7 +139,13 @@ def test_wire_messages_keep_the_model_text():
 
 def test_precheck_reasons():
     def row(gold, env=None, follow_up=()):
-        return {"extra_info": {"env": json.dumps(env or {"kind": "schema", "tools": []}), "gold": json.dumps(gold), "follow_up": json.dumps(list(follow_up))}}
+        return {
+            "extra_info": {
+                "env": json.dumps(env or {"kind": "schema", "tools": []}),
+                "gold": json.dumps(gold),
+                "follow_up": json.dumps(list(follow_up)),
+            }
+        }
 
     call = {"name": "f", "arguments": {}}
     assert precheck(row(None)) == "no_gold_trace"

@@ -78,8 +78,12 @@ def test_variety_and_determinism(scripted_run, rl_data, tiny_model_dir, tmp_path
 
 def test_failed_probe_is_corrected_in_trial_or_execute(rl_data, tiny_model_dir, tmp_path):
     """Both correction styles occur when asked for: fixed by a second trial, or by the first execute (a self-correction)."""
-    in_trial = synth("scripted", [rl_data["toolhop"]], tmp_path / "t.parquet", "--fix-in-trial", "1", "--execute-error", "0", tokenizer=tiny_model_dir)
-    in_exec = synth("scripted", [rl_data["toolhop"]], tmp_path / "e.parquet", "--fix-in-trial", "0", "--execute-error", "0", tokenizer=tiny_model_dir)
+    in_trial = synth(
+        "scripted", [rl_data["toolhop"]], tmp_path / "t.parquet", "--fix-in-trial", "1", "--execute-error", "0", tokenizer=tiny_model_dir
+    )
+    in_exec = synth(
+        "scripted", [rl_data["toolhop"]], tmp_path / "e.parquet", "--fix-in-trial", "0", "--execute-error", "0", tokenizer=tiny_model_dir
+    )
     for row in written(tmp_path / "t.parquet"):
         phases = [m["content"][1:6] for m in row["messages"] if m["role"] == "assistant"]
         assert phases[:2] == ["trial", "trial"], phases

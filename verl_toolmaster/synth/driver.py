@@ -134,7 +134,9 @@ class LoopSettings:
         return load_config(self.trainer_config.actor_rollout_ref.rollout)
 
 
-async def run_episode(row: dict[str, Any], teacher: Teacher, settings: LoopSettings, sampling_params: dict[str, Any] | None = None) -> EpisodeResult:
+async def run_episode(
+    row: dict[str, Any], teacher: Teacher, settings: LoopSettings, sampling_params: dict[str, Any] | None = None
+) -> EpisodeResult:
     """Run one RL row through the agent loop with ``teacher`` as the policy. Must be called inside an event loop."""
     cfg = settings.trainer_config
     server = PolicyServer(teacher, settings.tokenizer)
@@ -166,7 +168,12 @@ async def run_episode(row: dict[str, Any], teacher: Teacher, settings: LoopSetti
     shown = [*(loop.tools_shown or []), *(loop.tools_now or [])]
     names = sorted({t["function"]["name"] for t in shown})
     return EpisodeResult(
-        record=record, messages=messages, tools=copy.deepcopy(loop.tools_shown or []), turn_texts=texts, tool_names=names, num_turns=out.num_turns
+        record=record,
+        messages=messages,
+        tools=copy.deepcopy(loop.tools_shown or []),
+        turn_texts=texts,
+        tool_names=names,
+        num_turns=out.num_turns,
     )
 
 

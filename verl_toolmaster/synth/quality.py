@@ -124,7 +124,11 @@ def check_expected(record: dict[str, Any], expected: list[dict[str, Any]]) -> No
             if g != e:
                 text = " ".join(str(record["calls"][i].get("text", "")).split())[:200]
                 # a gold call the real environment rejected has its own reason: the benchmark's trace is at fault
-                reason = "gold_call_rejected" if e["phase"] == "execute" and e["ok"] and g["name"] == e["name"] and not g["ok"] else "unexpected_observation"
+                reason = (
+                    "gold_call_rejected"
+                    if e["phase"] == "execute" and e["ok"] and g["name"] == e["name"] and not g["ok"]
+                    else "unexpected_observation"
+                )
                 raise Rejected(reason, f"call {i} ({e['phase']} {e['name']}): planned ok={e['ok']}, got ok={g['ok']}: {text}")
         raise Rejected("unexpected_observation", f"{len(got)} calls ran, {len(expected)} planned")
 

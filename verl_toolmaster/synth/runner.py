@@ -151,7 +151,9 @@ async def run_items(
     for item in items:
         entry = done.get(item.key)
         if entry is not None:
-            outcomes[item.key] = Outcome(item.key, entry["status"], entry.get("reason"), entry.get("detail", ""), entry.get("row"), entry.get("stats") or {})
+            outcomes[item.key] = Outcome(
+                item.key, entry["status"], entry.get("reason"), entry.get("detail", ""), entry.get("row"), entry.get("stats") or {}
+            )
     resumed = len(outcomes)
     todo = [i for i in items if i.key not in outcomes]
     bar = tqdm(total=len(items), initial=resumed, desc=desc, disable=not progress, file=err, dynamic_ncols=True)

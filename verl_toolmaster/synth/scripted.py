@@ -186,7 +186,10 @@ class ScriptedTeacher:
                     break
             if probe is None and mandatory:
                 if not clean:
-                    raise Unplannable("gold_result_is_error", f"turn {t}: no gold call of {[c['name'] for c in fresh]} returns a clean result at the start of the turn")
+                    raise Unplannable(
+                        "gold_result_is_error",
+                        f"turn {t}: no gold call of {[c['name'] for c in fresh]} returns a clean result at the start of the turn",
+                    )
                 raise Unplannable("no_failing_probe", f"turn {t}: no wrong variant of {clean} fails in the environment")
         queue: list[_Turn] = []
         fixed_by_execute = False
@@ -213,7 +216,9 @@ class ScriptedTeacher:
         if bad is not None:
             text = self._first_execute_text(head, target, None)
             queue.append(_Turn(EXECUTE, text, [_call(head["name"], bad.arguments)], [False]))
-            queue.append(_Turn(EXECUTE, self._retry_text("execute.retry", head["name"], head["arguments"], bad), step_calls, [True] * len(first)))
+            queue.append(
+                _Turn(EXECUTE, self._retry_text("execute.retry", head["name"], head["arguments"], bad), step_calls, [True] * len(first))
+            )
         else:
             text = self._first_execute_text(head, target, probe if fixed_by_execute else None)
             queue.append(_Turn(EXECUTE, text, step_calls, [True] * len(first)))
