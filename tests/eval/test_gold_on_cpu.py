@@ -1,0 +1,175 @@
+"""``--policy gold`` replays every gold trace through the real loop, environments and reward manager.
+
+On each shared benchmark (prepared into a tmp dir), on ToolHop-format rows generated here (plain and with
+perturbed tools), and on BFCL rows prepared from the installed bfcl-eval package (not in the repository),
+every row with a gold trace must score answer 1.0 with a clean protocol record; rows without one are
+reported as no_gold and stay out of the means.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from eval_helpers import gold_rows, prepare, run_cli
+from gen_toolhop import write as write_generated
+
+# Found by this harness, not fixed here (the adapters/environment belong to other modules): API-Bank and ToolRL
+# gold calls carry values as strings where the adapter's schemas declare integer/number/boolean/array/object
+# ("verification_code": "970420" for an integer, "attendees": "['John Smith', 'Jane Doe']" for an array), so the
+# schema environment rejects the benchmark's own gold calls (error_kind "schema") and call matching, which only
+# counts accepted calls, scores them no_call/partial_match: 48 of 399 API-Bank rows, 17 of 79 ToolRL rows.
+SCHEMA_MISMATCH = pytest.mark.xfail(
+    strict=True,
+    reason="gold call values are strings where the adapter's schema wants int/number/bool/array/object; "
+    "the schema env rejects them (48/399 API-Bank, 17/79 ToolRL rows)",
+)
+
+
+def check_gold_run(run, parquet: Path, *, strict_calls: bool = True) -> list[dict]:
+    """The assertions every gold run must pass; returns the trajectories of the rows that ran."""
+    assert run.code == 0, run.stderr
+    has_gold = gold_rows(parquet)
+    trajs = run.trajectories()
+    assert sorted(t["id"] for t in trajs) == sorted(has_gold), "every row is written exactly once"
+    metrics = run.metrics
+    assert metrics["run"]["complete"] and metrics["run"]["errors"] == 0
+    assert metrics["overall"]["no_gold"] == sum(not g for g in has_gold.values())
+    assert metrics["overall"]["n"] == sum(has_gold.values())
+    ran = []
+    for t in trajs:
+        if not has_gold[t["id"]]:
+            assert t["status"] == "no_gold" and "reward" not in t
+            continue
+        ran.append(t)
+        notes = t.get("policy_notes") or {}
+        where = f"{t['id']}: {t['reward']['reason']} {t['termination']} {notes}"
+        assert t["status"] == "ok" and t["termination"] == "answered", where
+        assert t["reward"]["answer"] == 1.0 and t["reward"]["acc"] == 1.0, where
+        assert t["reward"]["format"] == 1.0 and t["reward"]["violations"] == 0.0, where
+        assert t["calls_aligned"] and t["turn_texts_aligned"], where
+        assert not t["prompt_truncated"], where
+        assert "over_budget" not in notes and "extra_requests" not in notes, where
+        if strict_calls:
+            failed = [c for u in t["turns"] for c in u["calls"] if u["phase"] == "execute" and not c["ok"]]
+            assert not failed, f"{where}: gold execute calls failed: {failed[:2]}"
+    if ran:
+        assert metrics["overall"]["answer"] == 1.0 and metrics["overall"]["format"] == 1.0
+    return ran
+
+
+FAST = ["toolhop", "stabletoolbench"]
+SLOW = ["bfcl", "rotbench", pytest.param("apibank", marks=SCHEMA_MISMATCH), pytest.param("toolrl", marks=SCHEMA_MISMATCH)]
+
+
+@pytest.mark.parametrize("dataset", FAST)
+def test_gold_scores_one_on_shared_data(dataset, prepared, tmp_path, capsys, eval_cache):
+    run = run_cli(capsys, prepared(dataset), tmp_path / "out", "--policy", "gold", cache=eval_cache)
+    ran = check_gold_run(run, prepared(dataset))
+    if dataset == "toolhop":
+        assert len(ran) == 5  # 5 of the 10 dev rows carry gold_calls (PROVENANCE.md)
+        for t in ran:  # one trial probe, then every gold call executed
+            assert t["reward"]["trial_calls"] == 1.0 and t["reward"]["execute_calls"] == t["reward"]["toolhop/hops"]
+    else:  # StableToolBench ships no gold traces
+        assert ran == [] and run.metrics["overall"]["answer"] is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", SLOW)
+def test_gold_scores_one_on_shared_data_slow(dataset, prepared, tmp_path, capsys, eval_cache):
+    run = run_cli(capsys, prepared(dataset), tmp_path / "out", "--policy", "gold", "--concurrency", "8", cache=eval_cache)
+    ran = check_gold_run(run, prepared(dataset))
+    if dataset == "bfcl":
+        sources = {t["data_source"] for t in ran}
+        assert sources == {"bfcl_single", "bfcl_multi"}
+        multi = [t for t in ran if t["data_source"] == "bfcl_multi"]
+        assert all(len(t["answers"]) > 1 for t in multi) and any(t["reward"]["execute_calls"] >= 4 for t in multi)
+
+
+@pytest.mark.slow
+def test_gold_on_generated_toolhop_rows_plain_and_perturbed(tmp_path, capsys, eval_cache):
+    """40 generated records (positional call strings, example usage lines, signature != schema order), prepared
+    as is and with renamed tools/parameters plus distractors: the oracle must map gold calls onto the surface."""
+    source = write_generated(tmp_path / "generated.jsonl", 40, seed=7)
+    plain = prepare("toolhop", source, tmp_path / "plain.parquet")
+    perturbed = prepare("toolhop", source, tmp_path / "perturbed.parquet", "--perturb", "rename_tools=true,rename_params=true,distractors=2")
+    for parquet in (plain, perturbed):
+        run = run_cli(capsys, parquet, tmp_path / parquet.stem, "--policy", "gold", "--concurrency", "8", cache=eval_cache)
+        ran = check_gold_run(run, parquet)
+        assert len(ran) == 36
+        for t in ran:
+            # the sandbox computed every hop's answer from the bound arguments: nothing but the oracle's answer text
+            assert t["reward"]["toolhop/sub_answer_hits"] == 1.0, t["id"]
+        if parquet is perturbed:
+            calls = [c for t in ran for u in t["turns"] for c in u["calls"]]
+            assert calls and all(c["called_name"] != c["name"] and c["called_arguments"].keys() != c["arguments"].keys() for c in calls)
+            assert all(t["level"] == "perturbed(distractors=2)" for t in ran)
+
+
+# Found by this harness on the installed bfcl-eval package's data (not fixed here, other modules own them):
+# * simple_java / simple_javascript: bfcl-eval's AST checker raises KeyError inside the bfcl_single scorer on
+#   the gold calls (reason bfcl:checker_raised:KeyError), 115 rows;
+# * these rows' gold calls (first acceptable value of every argument) violate the adapter's schemas (values
+#   outside an enum, enums applied to arrays, required parameters BFCL lets the answer omit), so the schema
+#   environment rejects them.
+BFCL_SCHEMA_REJECTED = [
+    "live_multiple_87-38-4", "live_multiple_152-58-6", "live_multiple_189-83-0", "live_multiple_507-149-4",
+    "live_multiple_552-153-1", "live_multiple_595-158-1", "live_multiple_596-158-2", "live_multiple_731-167-2",
+    "live_multiple_733-167-4", "live_multiple_735-167-6", "live_multiple_750-169-5", "live_multiple_756-169-11",
+    "live_multiple_835-178-10", "live_multiple_862-181-3", "live_multiple_871-182-8", "live_multiple_947-197-0",
+    "live_multiple_964-207-0", "live_multiple_1038-265-0", "live_parallel_multiple_2-2-0", "live_simple_71-35-0",
+    "live_simple_106-63-0", "live_simple_112-68-0", "parallel_multiple_21", "parallel_multiple_94",
+]
+BFCL_JAVA_JS = ["simple_java_0", "simple_java_1", "simple_java_2", "simple_javascript_0", "simple_javascript_1"]
+# BFCL's own data: turn 1 of multi_turn_miss_func_49 calls tail(), which the entry reveals only at turn 3.
+BFCL_BAD_GOLD = {"multi_turn_miss_func_49": "gold call to 'tail' at user turn 1"}
+# Regression: the API classes kept references to call arguments (tweet mentions) that later calls mutated.
+BFCL_MUTATION = ["multi_turn_base_90", "multi_turn_base_147", "multi_turn_miss_func_147"]
+
+
+@pytest.fixture(scope="module")
+def bfcl_package(tmp_path_factory):
+    return prepare("bfcl", None, tmp_path_factory.mktemp("bfcl_pkg") / "bfcl_full.parquet")
+
+
+def write_ids(path: Path, ids: list[str]) -> str:
+    path.write_text("\n".join(ids) + "\n")
+    return f"@{path}"
+
+
+@pytest.mark.slow
+def test_gold_on_bfcl_package_rows_not_in_the_repository(bfcl_package, tmp_path, capsys, eval_cache):
+    """BFCL prepared from the installed bfcl-eval package (4.4k rows, not in the repository): every 15th row
+    (all converted categories, single- and multi-turn) plus the regression rows, minus the known failures above."""
+    known = set(BFCL_SCHEMA_REJECTED) | set(BFCL_BAD_GOLD)
+    all_ids = list(gold_rows(bfcl_package))
+    ids = [i for k, i in enumerate(all_ids) if k % 15 == 0 and i not in known and not i.startswith("simple_java")]
+    ids += [i for i in BFCL_MUTATION + list(BFCL_BAD_GOLD) if i not in ids]
+    run = run_cli(capsys, bfcl_package, tmp_path / "out", "--policy", "gold", "--ids", write_ids(tmp_path / "ids.txt", ids),
+                  "--concurrency", "8", cache=eval_cache)
+    assert run.code == 0, run.stderr
+    trajs = {t["id"]: t for t in run.trajectories()}
+    assert sorted(trajs) == sorted(ids)
+    categories = {i.split("-")[0].rsplit("_", 1)[0] for i in ids}
+    assert {"simple_python", "multiple", "parallel", "live_simple", "live_multiple", "irrelevance", "multi_turn_base",
+            "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context"} <= categories
+    for row_id, why in BFCL_BAD_GOLD.items():
+        assert trajs[row_id]["status"] == "bad_gold" and why in trajs[row_id]["detail"]
+    assert run.metrics["overall"]["bad_gold"] == len(BFCL_BAD_GOLD)
+    for t in trajs.values():
+        if t["status"] in ("no_gold", "bad_gold"):
+            continue
+        where = (t["id"], t["reward"]["reason"], t.get("policy_notes"))
+        assert t["status"] == "ok" and t["reward"]["answer"] == 1.0 and t["reward"]["format"] == 1.0, where
+        assert t["termination"] == "answered" and not t["prompt_truncated"], where
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="bfcl_single scorer raises KeyError on Java/JS rows; the schema env rejects "
+                   "BFCL gold calls that violate the adapter's schemas (see BFCL_SCHEMA_REJECTED)")
+def test_gold_on_bfcl_package_known_failures(bfcl_package, tmp_path, capsys, eval_cache):
+    ids = BFCL_SCHEMA_REJECTED + BFCL_JAVA_JS
+    run = run_cli(capsys, bfcl_package, tmp_path / "out", "--policy", "gold", "--ids", write_ids(tmp_path / "ids.txt", ids),
+                  "--concurrency", "8", cache=eval_cache)
+    assert run.code == 0 and len(run.trajectories()) == len(ids)
+    assert run.metrics["overall"]["answer"] == 1.0
