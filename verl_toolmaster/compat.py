@@ -113,3 +113,14 @@ MODULES.update({"trainer_v1": "verl.trainer.ppo.v1.trainer_base", "trainer_v0": 
 
 # data (verl_toolmaster.data.sft_dataset): verl's own nested-value normaliser for parquet rows
 _INTERNALS["convert_nested_value_to_list_recursive"] = "verl.utils.py_functional:convert_nested_value_to_list_recursive"
+
+# eval (verl_toolmaster.eval): the training data path, reward-manager loading and validation metric naming
+_INTERNALS.update(
+    {
+        "get_dataset_class": "verl.utils.dataset.rl_dataset:get_dataset_class",
+        "load_reward_manager": "verl.trainer.ppo.reward:load_reward_manager",
+        "process_validation_metrics": "verl.trainer.ppo.metric_utils:process_validation_metrics",
+        "Tracking": "verl.utils.tracking:Tracking",
+    }
+)
+_INTERNALS["resolve_config_path"] = "verl.utils.import_utils:resolve_config_path"  # eval: agent_loop_config_path like the worker
