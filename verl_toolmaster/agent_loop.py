@@ -21,6 +21,7 @@ from uuid import uuid4
 
 from . import compat
 from .agent_config import ToolMasterLoopConfig, to_plain, load_config
+from .data.messages import decode_messages
 from .envs import Observation, ToolEnv, make_env
 from .protocol import prompts
 from .protocol.parse import ParsedTurn, ToolCall, decode_turn, parse_turn
@@ -157,7 +158,9 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
         return self._output(ep)
 
     def _messages(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-        messages = [dict(m) for m in kwargs["raw_prompt"]]
+        # Rows keep history tool-call arguments as JSON strings (parquet would merge their keys); the chat
+        # template needs dicts, else Qwen's `tojson` double-encodes them.
+        messages = decode_messages(list(kwargs["raw_prompt"]))
         text = self.cfg.system_prompt
         if text is not None:
             text = prompts.system_prompt(self.cfg.trial_mode) if text == "default" else text

@@ -191,3 +191,17 @@ def test_batch_of_mixed_rows_and_yaml_route(base_config):
     assert "Trial budget spent (1 trial replies)" in run.server.prompts["b"][1]
     for i, key in enumerate(["a", "b"]):
         assert_token_invariants(run, i, key)
+
+
+def test_history_tool_calls_with_json_string_arguments_render_as_objects(base_config):
+    # Data rows store history call arguments as JSON strings (parquet-safe); the prompt must show them as
+    # objects, exactly as the chat template renders dict arguments, not double-encoded strings.
+    r = row("hist", query="continue")
+    r["raw_prompt"] = [*r["raw_prompt"],
+                       {"role": "assistant", "content": "", "tool_calls": [
+                           {"type": "function", "function": {"name": "inc", "arguments": '{"by": 2}'}}]},
+                       {"role": "tool", "content": "2"}]
+    run = run_rows(make_config(base_config), [r], {"hist": [T("answer", "2")]})
+    prompt = run.server.prompts["hist"][0]
+    assert '{"name": "inc", "arguments": {"by": 2}}' in prompt
+    assert '"arguments": "{' not in prompt
