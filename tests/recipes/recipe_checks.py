@@ -217,3 +217,24 @@ def leaf_lines_without_source(path: Path, markers: tuple[str, ...]) -> list[str]
                 bad.append(f"{path.name}:{number}: {stripped}")
         comments = []
     return bad
+
+
+def markdown_commands(path: Path) -> list[list[str]]:
+    """The shell commands of a page's ```bash blocks (continuations joined, comments dropped) that compose a
+    recipe (they pass --config-name), as argv lists."""
+    commands, block, current = [], False, ""
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            block = stripped == "```bash"
+            continue
+        if not block or (not current and stripped.startswith("#")):
+            continue
+        stripped = stripped.split(" # ")[0].rstrip()
+        current += " " + stripped.rstrip("\\")
+        if not stripped.endswith("\\"):
+            argv = shlex.split(current.replace("$PWD", str(REPO)))
+            current = ""
+            if "--config-name" in argv:
+                commands.append([t for t in argv if t != "&"])
+    return commands

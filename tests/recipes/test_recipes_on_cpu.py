@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 import subprocess
 import sys
 
@@ -325,3 +326,31 @@ def test_cfg_job_through_verls_entry_point(recipe, module):
     assert proc.returncode == 0, proc.stderr[-2000:]
     printed = OmegaConf.create(proc.stdout)
     assert OmegaConf.to_container(printed) == OmegaConf.to_container(rc.compose(r, overrides))
+
+
+# ------------------------------------------------------------------ the commands of recipes/README.md
+
+README_COMMANDS = rc.markdown_commands(rc.RECIPES / "README.md")
+
+
+def test_readme_shows_sft_grpo_and_multinode_commands():
+    names = [argv[argv.index("--config-name") + 1] for argv in README_COMMANDS]
+    assert {"toolmaster_sft_7b", "toolmaster_grpo_7b"} <= set(names)
+    assert any("trainer.nnodes=2" in argv for argv in README_COMMANDS)
+    for path in re.findall(r"recipes/[\w/]+\.yaml", (rc.RECIPES / "README.md").read_text()):
+        assert (rc.REPO / path).is_file(), f"README names {path}, which does not exist"
+
+
+@pytest.mark.parametrize("argv", README_COMMANDS, ids=[" ".join(a[a.index("--config-name") + 1:][:2]) for a in README_COMMANDS])
+def test_readme_command_composes_and_passes_the_checks(argv):
+    config_dir = argv[argv.index("--config-path") + 1]
+    recipe = next(r for r in RECIPES if str(r.path.parent) == config_dir and r.name == argv[argv.index("--config-name") + 1])
+    cfg = rc.compose(recipe, rc.launch_overrides(argv))
+    assert not unset_keys(cfg), f"the command leaves {sorted(unset_keys(cfg))} unset"
+    OmegaConf.resolve(cfg)
+    if recipe.kind == rc.RL:
+        check_rl(cfg, gpu=not recipe.is_cpu)
+    else:
+        nproc = next(int(t.split("=")[1]) for t in argv if t.startswith("--nproc_per_node="))
+        assert nproc == cfg.trainer.n_gpus_per_node * cfg.trainer.nnodes
+        check_sft(cfg)
