@@ -1,0 +1,146 @@
+"""Gold traces solve every task through the env; SFT flavours, RL rows, the generator CLI and the adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import pytest
+from omegaconf import OmegaConf
+
+from verl_toolmaster import compat
+from verl_toolmaster.data import get_adapter
+from verl_toolmaster.data import toyworld as tw
+from verl_toolmaster.data.messages import decode_messages
+from verl_toolmaster.data import prepare
+from verl_toolmaster.data.sft import read_sft_rows
+from verl_toolmaster.data.sft_dataset import ToolSFTDataset
+from verl_toolmaster.data.task import rl_row
+from verl_toolmaster.envs import make_env
+from verl_toolmaster.reward.scorers import Episode, load_builtin_scorers
+
+
+async def _gold_calls(task):
+    env = make_env(task.env)
+    log = []
+    for step in task.gold[0]:
+        for c in step:
+            obs = await env.call(c["name"], c["arguments"])
+            log.append({"phase": "execute", "turn": 0, "name": c["name"], "arguments": c["arguments"], "ok": obs.ok, "error_kind": obs.error_kind, "text": obs.text})
+    return log
+
+
+def test_gold_trace_solves_every_task_through_the_env(tasks):
+    scorer = load_builtin_scorers()["toyworld"]()
+    for t in tasks["train"] + tasks["test"]:
+        log = asyncio.run(_gold_calls(t))
+        assert all(c["ok"] for c in log), (t.id, log)
+        assert list(json.loads(log[-1]["text"]).values()) == [json.loads(t.gold_answers[0]) if t.gold_answers[0].isdigit() else t.gold_answers[0]]
+        res = scorer.score(t.ground_truth, Episode(answers=t.gold_answers, calls=log))
+        assert res.answer == 1.0 and res.details["toyworld/answer_seen"] == 1.0, t.id
+        assert scorer.score(t.ground_truth, Episode(answers=["wrong"], calls=log)).answer == 0.0
+
+
+def test_direct_sft_rows_are_the_gold_call_and_its_real_observation(tasks):
+    part = tasks["train"][:6]
+    rows = tw.direct_sft_rows(part)
+    for t, row in zip(part, rows):
+        roles = [m["role"] for m in row["messages"]]
+        assert roles == ["system", "user", "assistant", "tool", "assistant"]
+        assert row["messages"][0]["content"] == tw.system_text("off")
+        assert row["messages"][2]["tool_calls"][0]["function"] == {"name": t.gold[0][0][0]["name"], "arguments": t.gold[0][0][0]["arguments"]}
+        assert row["messages"][3]["content"] == asyncio.run(_gold_calls(t))[0]["text"]
+        assert row["messages"][4]["content"] == f"<answer>{t.gold_answers[0]}</answer>"
+        assert "trial" not in json.dumps(row["messages"][2:])
+
+
+def test_probe_teacher_trajectories_run_through_the_real_loop(tasks):
+    """Trial flavour: the documented call as a probe (a real failure from level 2 on), the fixed call, the answer."""
+    import verl_toolmaster.reward.scorers.toyworld  # noqa: F401
+
+    picked = [t for t in tasks["train"] if t.tags["level"] == 1][:2] + [t for t in tasks["train"] if t.tags["level"] >= 2][:4]
+    rows = [rl_row(t, i, tw.system_text("on")) for i, t in enumerate(picked)]
+    sft, dropped = asyncio.run(tw._trial_rows(rows, concurrency=2, progress=False, err=io.StringIO()))
+    assert dropped == {} and len(sft) == len(picked)
+    for t, row in zip(picked, sft):
+        msgs = row["messages"]
+        assistant = [m for m in msgs if m["role"] == "assistant"]
+        assert [m["content"].split(">", 1)[0] + ">" for m in assistant] == ["<trial>", "<execute>", "<answer>"]
+        probe_results = [m["content"] for m in msgs[3 : 3 + len(t.env["tools"])]]
+        gold = t.gold[0][0][0]
+        assert assistant[1]["tool_calls"][0]["function"] == {"name": gold["name"], "arguments": gold["arguments"]}
+        assert assistant[2]["content"] == f"<answer>{t.gold_answers[0]}</answer>"
+        if t.tags["level"] >= 2:
+            assert all(r.startswith("Error: ") and "Usage: " in r for r in probe_results), probe_results  # the failed probe, as the env said it
+        else:
+            assert probe_results == [msgs[-2]["content"]]  # the documented call already worked
+
+
+def test_rl_rows_load_with_verl_rlhf_dataset(tasks, tiny_tokenizer, tmp_path):
+    from verl_toolmaster.data.sft import write_rl_parquet
+
+    path = tmp_path / "rl.parquet"
+    write_rl_parquet([rl_row(t, i, tw.system_text("on")) for i, t in enumerate(tasks["test"])], path)
+    cfg = OmegaConf.create({"max_prompt_length": 1024, "filter_overlong_prompts": True, "filter_overlong_prompts_workers": 1})
+    ds = compat.RLHFDataset(data_files=[str(path)], tokenizer=tiny_tokenizer, config=cfg)
+    assert len(ds) == len(tasks["test"])
+    item = ds[3]
+    assert item["data_source"] == "toyworld" and item["agent_name"] == "toolmaster_agent"
+    messages = decode_messages(list(item["raw_prompt"]))
+    assert [m["role"] for m in messages] == ["system", "user"] and messages[1]["content"] == tasks["test"][3].query
+    env = make_env(item["extra_info"]["env"])
+    ids = tiny_tokenizer.apply_chat_template(messages, tools=env.tools(), add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    assert len(ids) < 400  # short prompts: the tiny model's budget
+
+
+def test_generator_cli_writes_rl_and_both_sft_flavours(tmp_path, tiny_tokenizer):
+    out, err = io.StringIO(), io.StringIO()
+    code = tw.main(["--out", str(tmp_path), "--seed", "3", "--tools", "8", "--train-tasks", "8", "--test-tasks", "4", "--levels", "1,2,3", "--no-progress"], out, err)
+    assert code == 0, err.getvalue()
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert summary == {"seed": 3, "tasks": {"train": 8, "test": 4}, "sft_direct": 8, "sft_trial": 8}
+    for name in ("world.json", "tasks_train.jsonl", "tasks_test.jsonl", "train_on.parquet", "train_off.parquet", "test_on.parquet", "test_off.parquet"):
+        assert (tmp_path / name).is_file(), name
+    for flavour in ("direct", "trial"):
+        path = tmp_path / f"sft_{flavour}.parquet"
+        rows = read_sft_rows(path)
+        ds = ToolSFTDataset(str(path), tiny_tokenizer, OmegaConf.create({"max_length": 1024, "truncation": "error", "pad_mode": "no_padding"}))
+        assert len(ds) == len(rows) == 8 and all(ds[i]["loss_mask"].sum() > 0 for i in range(len(ds)))
+        has_trial = any("<trial>" in (m.get("content") or "") for r in rows for m in r["messages"])
+        assert has_trial == (flavour == "trial")
+
+
+def test_generator_cli_rejects_bad_levels(tmp_path):
+    err = io.StringIO()
+    assert tw.main(["--out", str(tmp_path), "--levels", "1,5", "--no-sft"], io.StringIO(), err) == 2
+    assert "levels must be a non-empty subset" in err.getvalue()
+
+
+def _prepare(argv):
+    """prepare.py in process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        prepare.run(prepare.build_parser().parse_args(argv), out, err)
+        code = 0
+    except prepare.InvalidRecord as e:
+        err.write(e.message())
+        code = 2
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_adapter_reads_generator_tasks_and_names_bad_rows(tasks, tmp_path):
+    tw.write_tasks(tasks["test"][:5], tmp_path / "tasks_test.jsonl")
+    code, out, _ = _prepare(["--dataset", "toyworld", "--input", str(tmp_path / "tasks_test.jsonl"), "--output", str(tmp_path / "rl.parquet"), "--no-progress"])
+    assert code == 0
+    assert json.loads(out.strip().splitlines()[-1]) == {"read": 5, "written": 5, "skipped": {}}
+    adapter = get_adapter("toyworld")()
+    converted = [adapter.convert(r) for r in adapter.records(tmp_path / "tasks_test.jsonl")]
+    assert [c.to_dict() for c in converted] == [t.to_dict() for t in tasks["test"][:5]]
+
+    bad = tasks["test"][0].to_dict()
+    bad["env"]["impl"][next(iter(bad["env"]["impl"]))]["op"] = "divide"
+    (tmp_path / "tasks_bad.jsonl").write_text(json.dumps(bad) + "\n")
+    code, _, err = _prepare(["--dataset", "toyworld", "--input", str(tmp_path / "tasks_bad.jsonl"), "--output", str(tmp_path / "bad.parquet"), "--no-progress"])
+    assert code == 2
+    assert "tasks_bad.jsonl, row 0: bad_env:" in err and "unknown op 'divide'" in err

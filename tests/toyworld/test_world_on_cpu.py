@@ -1,0 +1,137 @@
+"""World generation: deterministic, train/test tools disjoint, levels as documented, names one token each."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from verl_toolmaster.data import toyworld as tw
+from verl_toolmaster.data.task import rl_row
+from verl_toolmaster.envs import make_env
+
+
+def test_same_seed_same_world_other_seed_other_world(world, tasks):
+    again = tw.build_world(seed=7, tools_per_split=12)
+    assert again.to_dict() == world.to_dict()
+    assert [t.to_dict() for t in tw.make_tasks(again, "test", 30, (1, 2, 3))] == [t.to_dict() for t in tasks["test"]]
+    other = tw.build_world(seed=8, tools_per_split=12)
+    assert [t.name for t in other.catalogues["train"]] != [t.name for t in world.catalogues["train"]]
+
+
+def test_train_and_test_tools_share_no_name(world, tasks):
+    train_tools = {t.name for t in world.catalogues["train"]}
+    test_tools = {t.name for t in world.catalogues["test"]}
+    assert train_tools and test_tools and not train_tools & test_tools
+    assert not tw.tool_vocabulary(tasks["train"]) & tw.tool_vocabulary(tasks["test"])
+    # and every task only uses its own split's tools
+    for split, part in tasks.items():
+        own = {t.name for t in world.catalogues[split]}
+        assert all(set(t.env["impl"]) <= own and t.split == split for t in part)
+
+
+def test_every_operation_is_in_both_catalogues(world):
+    for split in tw.SPLITS:
+        assert {t.op for t in world.catalogues[split]} == set(tw.OPS)
+
+
+def test_test_tools_behave_differently(world):
+    """Held-out lookup tools carry their own tables and attributes (behaviours no training task shows)."""
+    train = {(t.label, json.dumps(t.table, sort_keys=True)) for t in world.catalogues["train"] if t.op == "lookup"}
+    test = {(t.label, json.dumps(t.table, sort_keys=True)) for t in world.catalogues["test"] if t.op == "lookup"}
+    assert test and not train & test
+
+
+def _documented_call(task):
+    gold = task.gold[0][0][0]
+    schema = next(s for s in task.env["tools"] if s["function"]["name"] == gold["name"])
+    return gold["name"], dict(zip(schema["function"]["parameters"]["required"], gold["arguments"].values()))
+
+
+def _call(task, name, args):
+    return asyncio.run(make_env(task.env).call(name, args))
+
+
+def test_levels(tasks):
+    seen = set()
+    for t in tasks["train"] + tasks["test"]:
+        level = t.tags["level"]
+        seen.add(level)
+        name, documented = _documented_call(t)
+        true_args = t.gold[0][0][0]["arguments"]
+        obs = _call(t, name, documented)
+        if level == 1:
+            assert len(t.env["tools"]) == 1 and documented == true_args and obs.ok
+        else:
+            # exactly one documented name is stale: the call a schema reader writes fails, and the error's usage
+            # line holds the real names in order
+            stale = [d for d, r in zip(documented, true_args) if d != r]
+            assert len(stale) == 1, t.id
+            assert not obs.ok and obs.error_kind == "schema" and f'unknown argument "{stale[0]}"' in obs.text
+            usage = obs.text.split("Usage: ", 1)[1]
+            assert json.dumps({k: "integer" if isinstance(v, int) else "string" for k, v in true_args.items()}) in usage
+        if level == 3:
+            tools = t.env["tools"]
+            assert 2 <= len(tools) <= 3
+            signatures = {tuple(p["type"] for p in s["function"]["parameters"]["properties"].values()) for s in tools}
+            descriptions = {s["function"]["description"] for s in tools}
+            labels = {impl["label"] for impl in t.env["impl"].values()}
+            assert len(signatures) == 1 and len(descriptions) == 1 and len(labels) == len(tools)  # only a call tells them apart
+    assert seen == {1, 2, 3}
+
+
+def test_questions_name_the_label_and_list_values_in_parameter_order(tasks):
+    for t in tasks["train"]:
+        gold = t.gold[0][0][0]
+        impl = t.env["impl"][gold["name"]]
+        assert impl["label"].rstrip("ed") in t.query or impl["label"] in t.query
+        shown = [json.dumps(v) if isinstance(v, str) else str(v) for v in gold["arguments"].values()]
+        positions = [t.query.index(s) for s in shown]
+        assert positions == sorted(positions), t.query
+
+
+def test_schema_order_survives_rl_row_key_sorting(tasks):
+    """rl_row stores the env with sorted keys; the properties the model sees keep the parameter order."""
+    for t in tasks["test"]:
+        stored = json.loads(rl_row(t, 0, tw.system_text("on"))["extra_info"]["env"])
+        assert stored == t.env  # tasks are generated in the stored key order already
+        for s in stored["tools"]:
+            params = s["function"]["parameters"]
+            assert list(params["properties"]) == params["required"]
+
+
+def test_names_are_single_tokens_of_the_tiny_tokenizer(tiny_tokenizer):
+    words = [*tw.NAME_WORDS, *tw.VALUE_WORDS, *tw.ATTRIBUTES]
+    multi = [w for w in words if len(tiny_tokenizer.encode(f'"{w}"', add_special_tokens=False)) != 3]
+    assert not multi, f"words that are not one token between quotes: {multi}"
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"levels": (4,)}, "levels must be a non-empty subset"),
+    ({"levels": ()}, "levels must be a non-empty subset"),
+    ({"tools_per_split": 3}, "tools_per_split must be at least"),
+    ({"tools_per_split": 500}, "tools_per_split must be at most"),
+    ({"max_int": 1}, "max_int must be in"),
+])
+def test_bad_world_config(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        tw.WorldConfig(**kwargs)
+
+
+def test_generation_does_not_depend_on_the_process(tasks):
+    """Same tasks in a fresh interpreter with another hash seed (no set/dict-order or id() leaks)."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, json; from verl_toolmaster.data import toyworld as tw; "
+        "w = tw.build_world(seed=7, tools_per_split=12); "
+        "print(hashlib.sha256(json.dumps([t.to_dict() for t in tw.make_tasks(w, 'test', 30, (1, 2, 3))], sort_keys=True).encode()).hexdigest())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "12345"}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    here = hashlib.sha256(json.dumps([t.to_dict() for t in tasks["test"]], sort_keys=True).encode()).hexdigest()
+    assert out.stdout.strip() == here
