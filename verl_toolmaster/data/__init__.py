@@ -18,6 +18,7 @@ BUILTIN_ADAPTERS = {
     "toolrl": "verl_toolmaster.data.toolrl",
     "rotbench": "verl_toolmaster.data.rotbench",
     "stabletoolbench": "verl_toolmaster.data.stabletoolbench",
+    "toyworld": "verl_toolmaster.data.toyworld",
 }
 
 

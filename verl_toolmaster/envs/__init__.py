@@ -13,6 +13,7 @@ BUILTIN_KINDS = {
     "bfcl": "verl_toolmaster.envs.bfcl_env",
     "schema": "verl_toolmaster.envs.schema_env",
     "http": "verl_toolmaster.envs.http_env",
+    "toyworld": "verl_toolmaster.envs.toyworld",
 }
 
 

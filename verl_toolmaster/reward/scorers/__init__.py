@@ -12,6 +12,7 @@ BUILTIN_SCORER_MODULES = (
     "bfcl",  # bfcl_single, bfcl_multi (bfcl-eval is imported on first use)
     "calls",  # apibank, toolrl, rotbench
     "stabletoolbench",  # stabletoolbench
+    "toyworld",  # toyworld
 )
 
 
