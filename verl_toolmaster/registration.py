@@ -87,13 +87,29 @@ def _v1_step_metrics(batch: Any, kv_batch_get: Any = None) -> dict[str, float]:
             import transfer_queue as tq
 
             kv_batch_get = tq.kv_batch_get
-        data = kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+        data = kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
+                            select_fields=["extra_fields", "response_mask"])
         extra = _plain_rows(data["extra_fields"])
+        masks = _mask_rows(data["response_mask"]) if "response_mask" in data else None
     except Exception as e:  # metrics must not kill a training step; the gap is logged
         logger.warning("toolmaster step metrics unavailable: could not read extra_fields: %r", e)
         return {}
     tags = batch.tags or [{}] * len(extra)
-    return step_metrics([e for e, tag in zip(extra, tags) if not (tag or {}).get("is_padding", False)])
+    keep = [not (tag or {}).get("is_padding", False) for tag in tags]
+    out = step_metrics([e for e, k in zip(extra, keep) if k])
+    if masks is not None:
+        from .rollout_metrics import mask_metrics
+
+        out.update(mask_metrics([(e or {}).get(EXTRA_KEY) if isinstance(e, dict) else None for e, k in zip(extra, keep) if k],
+                                [m for m, k in zip(masks, keep) if k]))
+    return out
+
+
+def _mask_rows(column: Any) -> list[list[int]]:
+    """``response_mask`` from TransferQueue (a padded tensor, a nested/jagged tensor or a list) as int lists."""
+    if getattr(column, "is_nested", False):
+        return [row.tolist() for row in column.unbind(0)]
+    return [list(row.tolist()) if hasattr(row, "tolist") else list(row) for row in column]
 
 
 def _plain_rows(column: Any) -> list[Any]:

@@ -85,7 +85,7 @@ def test_v1_hook_reads_extra_fields_from_transfer_queue():
         return {"extra_fields": np.array(extra, dtype=object)}
 
     m = _v1_step_metrics(batch, kv_batch_get=kv_batch_get)
-    assert seen == {"keys": ["a", "b", "c"], "partition_id": "train", "select_fields": ["extra_fields"]}
+    assert seen == {"keys": ["a", "b", "c"], "partition_id": "train", "select_fields": ["extra_fields", "response_mask"]}
     assert m["toolmaster/trial_calls/mean"] == 2.0 and m["toolmaster/execute_calls/mean"] == 1.0
     assert m["reward/score/mean"] == 0.5 and m["reward/reason/correct"] == 0.5
 
@@ -93,6 +93,22 @@ def test_v1_hook_reads_extra_fields_from_transfer_queue():
         raise RuntimeError("queue down")
 
     assert _v1_step_metrics(batch, kv_batch_get=broken) == {}
+
+
+def test_v1_hook_checks_response_mask_against_observation_spans():
+    import torch
+
+    spans = [["trial", 0, 3], ["observation", 3, 5], ["answer", 5, 6]]
+    extra = [{"toolmaster": {**_info(1, 0), "phase_spans": spans}} for _ in range(3)]
+    good = [1, 1, 1, 0, 0, 1, 0, 0]  # trailing zeros: padding
+    leaked = [1, 1, 1, 1, 0, 1, 0, 0]  # an observation token inside the loss
+    batch = SimpleNamespace(keys=["a", "b", "c"], partition_id="train", tags=[{}, {}, {}])
+    for column in (torch.tensor([good, good, leaked]),
+                   torch.nested.nested_tensor([torch.tensor(good), torch.tensor(good[:6]), torch.tensor(leaked)])):
+        m = _v1_step_metrics(batch, kv_batch_get=lambda **kw: {"extra_fields": np.array(extra, dtype=object),
+                                                                 "response_mask": column})
+        assert m["toolmaster/mask_mismatch/mean"] == 1 / 3
+        assert m["toolmaster/observation_tokens/mean"] == 2.0
 
 
 def test_v1_hook_takes_tensordict_columns():

@@ -13,6 +13,7 @@ import functools
 import inspect
 import json
 import logging
+import time
 from typing import Any, Callable
 
 from verl import DataProto
@@ -48,6 +49,7 @@ BASE_KEYS = (
     "execute_calls",
     "self_corrections",
     "violations",  # total protocol violations
+    "scoring_seconds",  # wall time of scoring this sample (the reward's share of a step; bench/pipeline.py)
     "tool_errors",
     "trial_precision",  # trial calls whose tool was later executed successfully
     "trial_coverage",  # executed tools that were trialled first
@@ -95,6 +97,7 @@ class ToolMasterRewardManager(RewardManagerBase):
     # ---------------------------------------------------------------- per sample
 
     async def run_single(self, data: DataProto) -> dict:
+        started = time.perf_counter()
         item = data[len(data) - 1]  # multi-output trajectories are scored on their last output, as verl's managers do
         nt = item.non_tensor_batch
         index = self._index(nt)
@@ -157,6 +160,7 @@ class ToolMasterRewardManager(RewardManagerBase):
         if not self._declared.issuperset(details):
             undeclared = sorted(set(details) - self._declared)
             self._log_once(f"undeclared:{source}", "scorer for %r returned undeclared detail keys %s (dropped)", source, undeclared)
+        info["scoring_seconds"] = time.perf_counter() - started
         return {"reward_score": float(comps.score), "reward_extra_info": info}
 
     # ---------------------------------------------------------------- helpers
