@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from conftest import parse_steps, run_script
+from e2e_helpers import parse_steps, run_script
 from verl_toolmaster.data.sft import write_rl_parquet
 from verl_toolmaster.data.task import Task, rl_row
 from verl_toolmaster.protocol import system_prompt
@@ -56,6 +56,11 @@ def test_grpo_steps_with_tool_calls(tmp_path):
         assert m["toolmaster/tool_errors/mean"] == 0.0
         assert m["toolmaster/termination/answered"] == 1.0
         assert m["critic/score/mean"] >= 1.0  # correct answer, in protocol (+ trial bonus)
+        # the reward's components reach the step metrics
+        assert m["reward/answer/mean"] == 1.0 and m["reward/format/mean"] == 1.0 and m["reward/trial/mean"] > 0
+        # tool responses are in the response but outside the loss: response_mask is 0 exactly on them
+        assert m["toolmaster/observation_tokens/mean"] > 0
+        assert m["toolmaster/mask_mismatch/mean"] == 0.0
     ckpt = tmp_path / "out" / "grpo_ckpt" / "global_step_2"
     assert ckpt.is_dir() and any(ckpt.rglob("*.pt")), f"no checkpoint in {ckpt}"
     dumps = [json.loads(line) for f in rollouts.glob("*.jsonl") for line in f.read_text().splitlines()]

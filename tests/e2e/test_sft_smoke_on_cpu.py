@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, parse_steps, run_script
+from e2e_helpers import REPO, parse_steps, run_script
 
 pytestmark = pytest.mark.slow
 
