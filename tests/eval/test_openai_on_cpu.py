@@ -89,3 +89,11 @@ def test_failing_endpoint_keeps_finished_rows_and_a_rerun_completes_the_rest(pre
     metrics = rerun.metrics
     assert metrics["run"]["complete"] and metrics["run"]["resumed"] == 4 and metrics["overall"]["n"] == 10
     assert json.loads((out / "run.json").read_text())["base_url"] == healthy.base_url
+
+
+def test_a_rejected_request_is_not_retried_and_names_the_status(prepared, tiny_model_dir, tokenizer, tmp_path, capsys):
+    """A strict server refusing vLLM's extra fields (HTTP 400): one request, a message that says what came back."""
+    with FakeCompletions(answer_15(tokenizer, with_ids=True), fail_after=0, status=400) as server:
+        run = run_cli(capsys, prepared("toolhop"), tmp_path / "out", *openai_args(server.base_url, tiny_model_dir, "--concurrency", "1"))
+    assert run.code == 3 and server.failed == 1
+    assert "answered HTTP 400: " in run.stderr and "retries" not in run.stderr.split("answered HTTP 400")[1].split("\n")[0]

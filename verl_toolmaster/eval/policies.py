@@ -196,6 +196,8 @@ class HFPolicy:
 
 # ---------------------------------------------------------------------------------------------- openai
 
+_RETRIED_STATUS = (408, 409, 429)  # with every 5xx: the statuses the openai client retries (others fail at once)
+
 
 class OpenAIPolicy:
     """``--policy openai``: any OpenAI-compatible server (``vllm serve``) through its completions endpoint.
@@ -270,7 +272,8 @@ class OpenAIPolicy:
             )
         except openai.APIStatusError as e:
             body = str(getattr(e, "body", "") or e.message)[:300]
-            raise PolicyError(f"openai endpoint {self.base_url} (model {self.model!r}) answered HTTP {e.status_code} after {self.max_retries} retries: {body}") from None
+            retried = f" after {self.max_retries} retries" if e.status_code in _RETRIED_STATUS or e.status_code >= 500 else ""
+            raise PolicyError(f"openai endpoint {self.base_url} (model {self.model!r}) answered HTTP {e.status_code}{retried}: {body}") from None
         except openai.APITimeoutError:
             raise PolicyError(f"openai endpoint {self.base_url} (model {self.model!r}) timed out after {self.timeout_s:g} s ({self.max_retries} retries)") from None
         except openai.APIConnectionError as e:

@@ -228,6 +228,7 @@ async def _run(opts: EvalOptions, summary: EvalSummary) -> tuple[list[Row], stor
         except GoldError as e:  # a data defect the oracle found: reported per row, not a failure of the run
             return trajectory.skipped(row, "bad_gold", policy=opts.policy, trial_mode=loop_cfg.trial_mode, detail=str(e))
         kwargs, prompt_source = with_system_prompt(row, opts.system_prompt, loop_cfg.trial_mode)
+        kwargs.pop("agent_name", None)  # verl's worker consumes it to pick the loop; run() never sees it
         loop = factory.build(row, server)
         started = time.perf_counter()
         output = await loop.run(dict(params), **kwargs)
