@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 from .options import DEFAULT_OPENAI_EXTRA_BODY, DEFAULT_PROMPT_LENGTH, DEFAULT_RESPONSE_LENGTH, EvalOptions, OptionsError, default_cache_dir
 
+DESCRIPTION = (
+    "Evaluate a policy on prepared tool-use rows with the training stack's own agent loop (ToolMasterAgentLoop), "
+    "environments and reward manager. Writes DIR/trajectories.jsonl (one line per row, every turn with phase, calls "
+    "and observations), DIR/metrics.json (overall, by_source, by_split, by_level, and the same numbers under verl's "
+    "validation metric names), DIR/report.html and DIR/run.json. Details: docs/evaluation.md."
+)
 EXIT_CODES = """exit codes:
   0  every selected row is in DIR/trajectories.jsonl
   1  some rows failed (DIR/errors.jsonl names them with the error); re-run to retry them
@@ -20,11 +27,7 @@ EXIT_CODES = """exit codes:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m verl_toolmaster.eval",
-        description="Evaluate a policy on prepared tool-use rows with the training stack's own agent loop "
-        "(ToolMasterAgentLoop), environments and reward manager. Writes DIR/trajectories.jsonl (one line per row, "
-        "every turn with phase, calls and observations), DIR/metrics.json (overall, by_source, by_split, by_level, "
-        "and the same numbers under verl's validation metric names), DIR/report.html and DIR/run.json. "
-        "Details: docs/evaluation.md.",
+        description=textwrap.fill(DESCRIPTION, width=100),
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -47,7 +47,6 @@ class EvalSummary:
     errors: list[dict[str, Any]] = field(default_factory=list)  # rows that failed (not written; retried on re-run)
     fatal: str | None = None  # why the run stopped early (policy failure, interrupt)
     complete: bool = False  # every selected row is in trajectories.jsonl
-    out: Path | None = None
 
     @property
     def exit_code(self) -> int:
@@ -187,7 +186,7 @@ def run_signature(opts: EvalOptions, policy: Any, cfg: Any, loop_cfg: Any, param
     }
 
 
-async def _run(opts: EvalOptions, summary: EvalSummary) -> tuple[list[Row], store_mod.TrajectoryStore, bool, Any]:
+async def _run(opts: EvalOptions, summary: EvalSummary) -> tuple[list[Row], store_mod.TrajectoryStore, bool]:
     from ..agent_config import load_config
 
     cfg = compose_trainer_config(opts)
@@ -208,7 +207,7 @@ async def _run(opts: EvalOptions, summary: EvalSummary) -> tuple[list[Row], stor
     summary.resumed = len(rows) - len(todo)
     gold = opts.policy == "gold"
     if not todo:
-        return rows, store, gold, cfg
+        return rows, store, gold
 
     prompt_length = int(cfg.actor_rollout_ref.rollout.prompt_length)
     factory = _LoopFactory(cfg, policy.tokenizer, policy.hf_model_type)
@@ -275,9 +274,9 @@ async def _run(opts: EvalOptions, summary: EvalSummary) -> tuple[list[Row], stor
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         bar.close()
+        store.close()
         await policy.close()
-    return rows, store, gold, cfg
-
+    return rows, store, gold
 
 
 def evaluate(opts: EvalOptions) -> EvalSummary:
@@ -285,25 +284,25 @@ def evaluate(opts: EvalOptions) -> EvalSummary:
     those end up in the summary (``errors``, ``fatal``); bad options raise :class:`OptionsError` / RowError /
     StoreError."""
     opts.check()
-    summary = EvalSummary(out=Path(opts.out))
+    summary = EvalSummary()
     try:
-        rows, store, gold, cfg = asyncio.run(_run(opts, summary))
+        rows, store, gold = asyncio.run(_run(opts, summary))
     except KeyboardInterrupt:
         summary.fatal = "interrupted"
         store = store_mod.TrajectoryStore(opts.out)
         store.load()
-        rows, gold, cfg = None, opts.policy == "gold", None
+        rows, gold = None, opts.policy == "gold"
     except PolicyError as e:  # raised before any row ran (policy start-up)
         summary.fatal = str(e)
         store = store_mod.TrajectoryStore(opts.out)
         store.load()
-        rows, gold, cfg = None, opts.policy == "gold", None
+        rows, gold = None, opts.policy == "gold"
     store.close()
-    write_outputs(opts, summary, store, rows, gold, cfg)
+    write_outputs(opts, summary, store, rows, gold)
     return summary
 
 
-def write_outputs(opts: EvalOptions, summary: EvalSummary, store: Any, rows: list[Row] | None, gold: bool, cfg: Any) -> None:
+def write_outputs(opts: EvalOptions, summary: EvalSummary, store: store_mod.TrajectoryStore, rows: list[Row] | None, gold: bool) -> None:
     """metrics.json, errors.jsonl and report.html over the selected rows that are in trajectories.jsonl."""
     from .verl_metrics import log_with_verl, validation_metrics
 
