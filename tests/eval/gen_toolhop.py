@@ -43,7 +43,7 @@ def _tool(kind: str, name: str, rng: random.Random) -> tuple[dict[str, Any], str
     props = {params[0]: {"type": types[in_t], "description": f"the {params[0]}"}}
     if len(params) == 2:
         props[params[1]] = {"type": types[type(default).__name__], "description": f"the {params[1]} (default {default!r})"}
-    ordered = dict(sorted(props.items(), reverse=True))  # not the signature order
+    ordered = dict(reversed(list(props.items())))  # the reverse of the signature order
     doc = {"name": name, "description": f"Apply {kind} to the input.", "parameters": {"type": "object", "properties": ordered, "required": [params[0]]}}
     return doc, source
 

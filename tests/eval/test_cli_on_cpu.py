@@ -32,6 +32,7 @@ def test_help_documents_every_option(capsys):
     [
         (["--policy", "hf"], "--policy hf needs --model PATH"),
         (["--policy", "openai", "--model", "m"], "--policy openai needs --base-url"),
+        (["--policy", "openai", "--base-url", "http://127.0.0.1:1/v1"], "--policy openai needs --model NAME or $OPENAI_MODEL"),
         (["--policy", "gold", "--ids", "toolhop-001,nope-1"], "--ids: no row with id nope-1"),
         (["--policy", "gold", "--limit", "0"], "--limit must be an integer >= 1"),
         (["--policy", "gold", "--override", "+actor_rollout_ref.rollout.custom.toolmaster.no_such_key=1"], "unknown key(s) ['no_such_key']"),
@@ -41,6 +42,7 @@ def test_help_documents_every_option(capsys):
 )
 def test_bad_options_exit_2_naming_the_problem(args, message, prepared, tmp_path, capsys, eval_cache, monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_MODEL", raising=False)
     run = run_cli(capsys, prepared("toolhop"), tmp_path / "out", *args, cache=eval_cache)
     assert run.code == 2 and message in run.stderr, run.stderr
 

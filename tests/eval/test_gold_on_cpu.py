@@ -8,6 +8,7 @@ reported as no_gold and stay out of the means.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,28 @@ def test_gold_scores_one_on_shared_data(dataset, prepared, tmp_path, capsys, eva
         assert ran == [] and run.metrics["overall"]["answer"] is None
     elif dataset == "rotbench":  # every perturbation level of the 3 base queries, both turns
         assert set(run.metrics["by_level"]) == {"clean", "slight", "medium", "heavy", "union"}
+
+
+def test_gold_traces_given_as_python_call_strings_are_bound_by_the_oracle(tmp_path, capsys, eval_cache):
+    """Rows whose extra_info.gold holds the raw call strings (positional arguments, schema order != signature
+    order): the oracle binds them with the environment's positional_params, as the adapter would."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = write_generated(tmp_path / "generated.jsonl", 12, seed=3)
+    raw = {r["id"]: r["gold_calls"] for r in map(json.loads, source.read_text().splitlines())}
+    parquet = prepare("toolhop", source, tmp_path / "prepared.parquet")
+    table = pq.read_table(parquet)
+    rows = table.to_pylist()
+    for row in rows:
+        calls = raw[row["extra_info"]["task_id"]]
+        row["extra_info"]["gold"] = json.dumps([[[c] for c in calls]] if calls else None)
+    assert any("(" in c and "=" not in c.split("(", 1)[1] for calls in raw.values() for c in calls)  # fully positional ones exist
+    rewritten = tmp_path / "call_strings.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), rewritten)
+    run = run_cli(capsys, rewritten, tmp_path / "out", "--policy", "gold", cache=eval_cache)
+    ran = check_gold_run(run, rewritten)
+    assert len(ran) == 11 and all(t["reward"]["toolhop/sub_answer_hits"] == 1.0 for t in ran)
 
 
 @pytest.mark.slow

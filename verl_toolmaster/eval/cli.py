@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--policy", required=True, choices=("gold", "hf", "openai"),
                    help="gold: replay each row's gold trace (trial probe, gold calls, gold answer) as protocol text; rows without "
                    "one are reported as no_gold. hf: a local transformers model. openai: an OpenAI-compatible server's completions endpoint")
-    g.add_argument("--model", help="hf: local model directory; openai: the model name the server serves")
+    g.add_argument("--model", help="hf: local model directory; openai: the model name the server serves (default: $OPENAI_MODEL)")
     g.add_argument("--tokenizer", help="tokenizer directory (default: hf/openai: --model when it is a directory; gold: the offline tiny tokenizer, built once into --cache-dir)")
     g.add_argument("--base-url", help="openai: endpoint base URL, e.g. http://127.0.0.1:8000/v1 (default: $OPENAI_BASE_URL)")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the API key; 'EMPTY' is sent when unset (default: OPENAI_API_KEY)")

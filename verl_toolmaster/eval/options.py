@@ -47,7 +47,7 @@ class EvalOptions:
     data: list[Path]  # prepared RL parquet files (data_prep/prepare.py output)
     out: Path  # output directory: trajectories.jsonl, metrics.json, report.html, run.json, errors.jsonl
     policy: str  # "gold" | "hf" | "openai"
-    model: str | None = None  # hf: local model directory; openai: the served model name
+    model: str | None = None  # hf: local model directory; openai: the served model name (default $OPENAI_MODEL)
     tokenizer: str | None = None  # tokenizer directory; gold default: the offline tiny tokenizer; hf default: model
     base_url: str | None = None  # openai: endpoint base URL, e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL)
     api_key_env: str = "OPENAI_API_KEY"  # openai: environment variable holding the key ("EMPTY" when unset)
@@ -93,8 +93,9 @@ class EvalOptions:
         if self.policy == "hf" and not Path(self.model).is_dir():
             raise OptionsError(f"--model {self.model}: not a directory (the hf policy loads a local model)")
         if self.policy == "openai":
+            self.model = self.model or os.environ.get("OPENAI_MODEL")
             if not self.model:
-                raise OptionsError("--policy openai needs --model NAME (the model name the server serves)")
+                raise OptionsError("--policy openai needs --model NAME or $OPENAI_MODEL (the model name the server serves)")
             if not (self.base_url or os.environ.get("OPENAI_BASE_URL")):
                 raise OptionsError("--policy openai needs --base-url URL or $OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)")
             if not self.tokenizer and not Path(self.model).is_dir():
