@@ -30,7 +30,7 @@ GPU_RL = [r for r in RL_RECIPES if not r.is_cpu]
 BY_NAME = {r.rel: r for r in RECIPES}
 SOURCE_MARKERS = ("paper", "our choice", "verl", "required")
 # Known defect in the lead's CPU recipe header: '+' on a key the recipe already sets; Hydra refuses it.
-KNOWN_BAD_HEADER_OVERRIDES = {("cpu/grpo_tiny.yaml", "+actor_rollout_ref.rollout.custom.toolmaster.trial_mode=off")}
+KNOWN_BAD_HEADER_OVERRIDES: set[tuple[str, str]] = set()  # (recipe, override) pairs a header gets wrong
 
 
 def _ids(recipes):
