@@ -59,18 +59,21 @@ def test_probe_teacher_trajectories_run_through_the_real_loop(tasks):
     """Trial flavour: the documented call as a probe (a real failure from level 2 on), the fixed call, the answer."""
     import verl_toolmaster.reward.scorers.toyworld  # noqa: F401
 
-    picked = [t for t in tasks["train"] if t.tags["level"] == 1][:2] + [t for t in tasks["train"] if t.tags["level"] >= 2][:4]
+    picked = [t for t in tasks["train"] if t.tags["level"] == 1][:2] + [t for t in tasks["train"] if t.tags["level"] == 2][:2]
+    picked += [t for t in tasks["train"] if t.tags["level"] == 3 and len(t.env["tools"]) > 1][:2]
+    assert len(picked) == 6
     rows = [rl_row(t, i, tw.system_text("on")) for i, t in enumerate(picked)]
     sft, dropped = asyncio.run(tw._trial_rows(rows, concurrency=2, progress=False, err=io.StringIO()))
     assert dropped == {} and len(sft) == len(picked)
     for t, row in zip(picked, sft):
         msgs = row["messages"]
         assistant = [m for m in msgs if m["role"] == "assistant"]
-        assert [m["content"].split(">", 1)[0] + ">" for m in assistant] == ["<trial>", "<execute>", "<answer>"]
-        probe_results = [m["content"] for m in msgs[3 : 3 + len(t.env["tools"])]]
+        n = len(t.env["tools"])
+        assert [m["content"].split(">", 1)[0] + ">" for m in assistant] == ["<trial>"] * n + ["<execute>", "<answer>"]
+        probe_results = [m["content"] for m in msgs if m["role"] == "tool"][:n]
         gold = t.gold[0][0][0]
-        assert assistant[1]["tool_calls"][0]["function"] == {"name": gold["name"], "arguments": gold["arguments"]}
-        assert assistant[2]["content"] == f"<answer>{t.gold_answers[0]}</answer>"
+        assert assistant[n]["tool_calls"][0]["function"] == {"name": gold["name"], "arguments": gold["arguments"]}
+        assert assistant[n + 1]["content"] == f"<answer>{t.gold_answers[0]}</answer>"
         if t.tags["level"] >= 2:
             assert all(r.startswith("Error: ") and "Usage: " in r for r in probe_results), probe_results  # the failed probe, as the env said it
         else:

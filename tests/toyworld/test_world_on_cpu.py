@@ -111,7 +111,7 @@ def test_names_are_single_tokens_of_the_tiny_tokenizer(tiny_tokenizer):
     ({"levels": (4,)}, "levels must be a non-empty subset"),
     ({"levels": ()}, "levels must be a non-empty subset"),
     ({"tools_per_split": 3}, "tools_per_split must be at least"),
-    ({"tools_per_split": 500}, "tools_per_split must be at most"),
+    ({"tools_per_split": 5000}, "tools_per_split must be at most"),
     ({"max_int": 1}, "max_int must be in"),
 ])
 def test_bad_world_config(kwargs, fragment):

@@ -102,8 +102,8 @@ class WorldConfig:
     """Size and difficulty mix of a generated world."""
 
     seed: int = 0  # everything is a function of this seed
-    tools_per_split: int = 24  # tools in each catalogue (train, test); at least one per operation
-    train_tasks: int = 400  # tasks over the train catalogue
+    tools_per_split: int = 512  # tools in each catalogue (train, test); at least one per operation
+    train_tasks: int = 512  # tasks over the train catalogue
     test_tasks: int = 120  # tasks over the test catalogue
     levels: tuple[int, ...] = (1, 2)  # difficulty levels drawn uniformly per task
     max_int: int = 9  # integer arguments are drawn from 1..max_int (results stay small: few tokens)
@@ -115,8 +115,8 @@ class WorldConfig:
         if self.tools_per_split < len(OPS):
             raise ValueError(f"tools_per_split must be at least {len(OPS)} (one per operation), got {self.tools_per_split}")
         half = len(NAME_WORDS) // 2
-        if self.tools_per_split > half // 3:
-            raise ValueError(f"tools_per_split must be at most {half // 3}: each tool needs up to 3 names from a pool of {half}")
+        if self.tools_per_split > half * (half - 1) // 2:
+            raise ValueError(f"tools_per_split must be at most {half * (half - 1) // 2}: tool names join two of {half} pool words")
         if self.train_tasks < 0 or self.test_tasks < 0:
             raise ValueError("task counts must be >= 0")
         if not 2 <= self.max_int <= 99:
@@ -180,21 +180,31 @@ def name_pools(seed: int) -> dict[str, list[str]]:
 
 
 def build_catalogue(seed: int, split: str, n_tools: int, table_size: int = 4) -> list[ToyTool]:
-    """``n_tools`` tools for ``split`` of world ``seed``: every operation at least once, names from the split's pool."""
+    """``n_tools`` tools for ``split`` of world ``seed``: every operation at least once, names from the split's pool.
+
+    Tool names join two pool words (``heart_stock``: unique within the catalogue); parameter and stale names are
+    single pool words, drawn anew for every tool. With many more tools than pool words, no name says anything
+    about a tool: a model can only learn to read (and, when the docs are stale, probe) each task's own tools.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     rng = random.Random(f"toyworld:{seed}:{split}:catalogue")
     pool = list(name_pools(seed)[split])
-    rng.shuffle(pool)
-    tool_names = pool[:n_tools]
-    param_pool = pool[n_tools:]  # parameter (and stale) names never coincide with a tool name of the split
     ops = list(OPS)
     rng.shuffle(ops)
     ops = (ops * (n_tools // len(ops) + 1))[:n_tools]
-    tools = []
-    for name, op in zip(tool_names, ops):
+    rng.shuffle(ops)
+    tools: list[ToyTool] = []
+    names_used: set[str] = set()
+    for op in ops:
+        while True:
+            words = rng.sample(pool, 2)
+            name = "_".join(words)
+            if name not in names_used:
+                names_used.add(name)
+                break
         types = OPS[op].types
-        params, stale = _parameter_names(rng, param_pool, types)
+        params, stale = _parameter_names(rng, [w for w in pool if w not in words], types)
         label = OPS[op].label or rng.choice(ATTRIBUTES)
         table = None
         if op == "lookup":
@@ -220,7 +230,7 @@ def _parameter_names(rng: random.Random, pool: list[str], types: tuple[str, ...]
             return [[n, t] for n, t in zip(names, types)], {names[i]: wrong}
 
 
-def build_world(seed: int, tools_per_split: int = 24, table_size: int = 4) -> World:
+def build_world(seed: int, tools_per_split: int = 512, table_size: int = 4) -> World:
     return World(seed, {s: build_catalogue(seed, s, tools_per_split, table_size) for s in SPLITS})
 
 
@@ -339,7 +349,7 @@ class ToyWorldAdapter(Adapter):
 class ProbeTeacher:
     """A synthesis teacher (``verl_toolmaster.synth.driver.Teacher``) for ToyWorld's trial flavour.
 
-    It acts like a careful newcomer: a ``<trial>`` calls every tool of the task as its schema documents it (the
+    It acts like a careful newcomer: one ``<trial>`` per tool of the task calls it as its schema documents it (the
     question's values under the documented names), the ``<execute>`` makes the gold call, which at level >= 2
     corrects the documented names with the usage line of the probe's error, and ``<answer>`` gives the result the
     execution returned. Reasoning texts are a few fixed words, so the tiny model spends its capacity on the calls.
@@ -369,19 +379,20 @@ class ProbeTeacher:
 
         step, self._step = self._step, self._step + 1
         name, args = self.call["name"], self.call["arguments"]
-        if step == 0:
-            probes = [{"name": t["function"]["name"], "arguments": self._documented(t["function"]["name"], args)} for t in self.spec["tools"]]
-            for p in probes:
-                ok = p["name"] == name and p["arguments"] == args
-                self.expected.append({"phase": "trial", "turn": 0, "name": p["name"], "ok": ok or self._accepts(p)})
-            note = "Probe the tools as documented." if len(probes) > 1 else "Probe the tool as documented."
-            return Reply(turn_text("trial", note, probes))
-        if step == 1:
+        tools = [t["function"]["name"] for t in self.spec["tools"]]
+        if step < len(tools):
+            # one probe per trial turn: verl's multi-turn SFT dataset tokenizes consecutive tool messages one by one,
+            # which does not reproduce the chat template's grouping of parallel results
+            probe = {"name": tools[step], "arguments": self._documented(tools[step], args)}
+            ok = probe["name"] == name and probe["arguments"] == args
+            self.expected.append({"phase": "trial", "turn": 0, "name": probe["name"], "ok": ok or self._accepts(probe)})
+            return Reply(turn_text("trial", "Probe the tool as documented.", [probe]))
+        if step == len(tools):
             self.expected.append({"phase": "execute", "turn": 0, "name": name, "ok": True})
             probe_ok = next(e["ok"] for e in self.expected if e["phase"] == "trial" and e["name"] == name)
             note = "The probe worked; run it." if probe_ok else "Fix the call with the usage from the error."
             return Reply(turn_text("execute", note, [self.call]))
-        if step == 2:
+        if step == len(tools) + 1:
             return Reply(turn_text("answer", self.answer))
         raise RuntimeError(f"{self.row['extra_info']['task_id']}: the loop asked for a turn after the answer")
 
