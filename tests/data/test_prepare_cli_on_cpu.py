@@ -95,7 +95,8 @@ def test_random_split_is_seeded_and_follows_fractions(shared_data, prepare, tmp_
     a = prepare([*argv, "--output", str(tmp_path / "a.parquet")])
     prepare([*argv, "--output", str(tmp_path / "b.parquet")])
     sizes = {s: len(read_rows(tmp_path / f"a_{s}.parquet")) for s in ("train", "val", "test")}
-    assert sizes == {"train": 279, "val": 40, "test": 80} and a.last["written"] == 399
+    assert a.last["written"] == 399 - 13  # 13 skipped: gold_call_violates_schema
+    assert sizes == {"train": 270, "val": 39, "test": 77}
     ids = {s: [r["extra_info"]["task_id"] for r in read_rows(tmp_path / f"a_{s}.parquet")] for s in sizes}
     assert ids["test"] == [r["extra_info"]["task_id"] for r in read_rows(tmp_path / "b_test.parquet")]
     assert not set(ids["train"]) & set(ids["test"])
@@ -112,7 +113,7 @@ def test_tool_disjoint_split_shares_no_tool_and_lists_drops(dataset, shared_data
         tools[s] = {t["function"]["name"] for r in rows for t in json.loads(r["extra_info"]["env"])["tools"]} - {"finish", "ask_to_user"}
     assert tools["train"] and tools["test"] and not tools["train"] & tools["test"]
     dropped = res.last["skipped"].get("split_tools_shared", 0)
-    assert res.last["read"] == res.last["written"] + dropped
+    assert res.last["read"] == res.last["written"] + sum(res.last["skipped"].values())
     if dropped:
         listing = json.loads((tmp_path / "o_dropped.json").read_text())
         assert len(listing["dropped"]) == dropped
@@ -172,7 +173,7 @@ def test_larger_files_of_the_same_formats_convert(shared_data, prepare, tmp_path
     ab = json.loads((shared_data / "apibank" / "level-1-api_processed.json").read_text())
     (tmp_path / "apibank.json").write_text(json.dumps(ab * 8))
     res = prepare(["--dataset", "apibank", "--input", str(tmp_path / "apibank.json"), "--output", str(tmp_path / "ab.parquet")])
-    assert res.last == {"read": 399 * 8, "written": 399 * 8, "skipped": {}}
+    assert res.last == {"read": 399 * 8, "written": 386 * 8, "skipped": {"gold_call_violates_schema": 13 * 8}}
 
 
 def test_script_entry_runs_and_last_line_is_the_summary(shared_data, tmp_path):

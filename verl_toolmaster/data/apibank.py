@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .base import Adapter, RawRecord, files_in, iter_json_array, register_adapter, require_keys
+from .schemas import schema_gold
 from .task import Task
 from .toolrl_format import DuplicateToolError, FormatError, parse_history, parse_tools
 
@@ -49,6 +50,9 @@ class APIBankAdapter(Adapter):
                 raise record.invalid("bad_answer", f"answer entry is not {{name, parameters}}: {str(a)[:120]}")
             calls.append({"name": a["name"], "arguments": a.get("parameters", {})})
         check_gold_names(record, calls, tools)
+        gold, problem = schema_gold(calls, tools)
+        if problem is not None:
+            raise record.skip("gold_call_violates_schema", problem)
         other = d.get("other") if isinstance(d.get("other"), dict) else {}
         return Task(
             id=f"apibank-{record.file.stem}-{record.row}",
@@ -58,6 +62,6 @@ class APIBankAdapter(Adapter):
             trailing=trailing,
             env={"kind": "schema", "tools": tools},
             ground_truth={"calls": calls, "response": None},
-            gold=[[calls]],
+            gold=[[gold]],
             tags={k: other[k] for k in ("file", "id") if k in other},
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from typing import Any
 
@@ -111,3 +113,68 @@ def cast_bfcl_schema(schema: dict[str, Any], type_map: dict[str, str]) -> dict[s
     if isinstance(out.get("items"), dict):
         out["items"] = cast_bfcl_schema(out["items"], type_map)
     return out
+
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+def coerce_value(value: Any, schema: dict[str, Any]) -> Any:
+    """``value`` converted to the schema's declared type when it is a string spelling of exactly that type
+    ("104" for an integer, "true" for a boolean, a JSON list for an array); anything else is returned unchanged."""
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, str) or not isinstance(kind, str):
+        return value
+    text = value.strip()
+    if kind == "integer" and _INT.fullmatch(text):
+        return int(text)
+    if kind == "number":
+        if _INT.fullmatch(text):
+            return int(text)
+        try:
+            number = float(text)
+        except ValueError:
+            return value
+        return number if number == number and abs(number) != float("inf") else value
+    if kind == "boolean" and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if kind in ("array", "object"):
+        for parse in (json.loads, ast.literal_eval):  # JSON, or a Python literal as the benchmarks often write
+            try:
+                parsed = parse(text)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue
+            if isinstance(parsed, list if kind == "array" else dict):
+                return parsed
+        return value
+    return value
+
+
+def coerce_call(call: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """A gold call as a model following the tool's schema would write it (see :func:`coerce_value`).
+
+    Benchmarks such as API-Bank and ToolRL spell numbers and booleans as strings in their gold calls, which their
+    own schemas reject; the ground truth keeps the benchmark's values (the call-matching scorer compares values
+    type-tolerantly), while the gold trace that is replayed, synthesized and trained on follows the schema."""
+    params = next((((t.get("function") or t).get("parameters") or {}).get("properties") or {}
+                   for t in tools if (t.get("function") or t).get("name") == call["name"]), {})
+    args = call.get("arguments")
+    if not isinstance(args, dict) or not params:
+        return call
+    return {**call, "arguments": {k: coerce_value(v, params.get(k) or {}) for k, v in args.items()}}
+
+
+def schema_gold(calls: list[dict[str, Any]], tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """Gold calls coerced to their schemas (:func:`coerce_call`), and the first problem the schema environment
+    still finds with them (None when every call would be accepted): a task whose gold call its own tool schema
+    rejects cannot be solved by a model that follows the schema."""
+    from verl_toolmaster.envs.schema_env import SchemaEnv
+
+    env = SchemaEnv({"kind": "schema", "tools": tools})
+    coerced = [coerce_call(c, tools) for c in calls]
+    for c in coerced:
+        problems = env.problems(c["name"], c["arguments"])
+        if problems:
+            return coerced, f"{c['name']}: {problems[0]}"
+    return coerced, None

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from .apibank import check_gold_names
 from .base import Adapter, InvalidRecord, RawRecord, files_in, iter_json_array, register_adapter
+from .schemas import schema_gold
 from .task import Task
 from .toolrl_format import DuplicateToolError, FormatError, parse_history, parse_reply, parse_tools
 
@@ -73,6 +74,9 @@ class ToolRLAdapter(Adapter):
         if not calls and response is None:
             raise record.invalid("no_gold", "the gold reply has neither <tool_call> nor <response>")
         check_gold_names(record, calls, tools)
+        gold, problem = schema_gold(calls, tools)
+        if problem is not None:
+            raise record.skip("gold_call_violates_schema", problem)
         return Task(
             id=f"toolrl-{record.file.stem}-{record.row}",
             source=SOURCE,
@@ -81,7 +85,7 @@ class ToolRLAdapter(Adapter):
             trailing=trailing,
             env={"kind": "schema", "tools": tools},
             ground_truth={"calls": calls, "response": None if calls else response},
-            gold=[[calls]] if calls else [[]],  # [[]]: the gold reply makes no call
+            gold=[[gold]] if calls else [[]],  # [[]]: the gold reply makes no call
             # A <response> beside calls is said before any observation, so only a call-free reply is a final answer.
             gold_answers=None if calls else [response],
             tags={k: v for k, v in tags.items() if v is not None},

@@ -53,6 +53,12 @@ class SchemaEnv(ToolEnv):
         text = f"Call accepted: {name}({shown}) matches the tool's schema. This tool has no executable backend here, so no result data is returned."
         return self._finish(Observation(True, text), started)
 
+    def problems(self, name: str, arguments: dict[str, Any]) -> list[str]:
+        """What is wrong with a call to the task's tool ``name`` (empty when the call would be accepted)."""
+        if name not in self._validators:
+            return [f"unknown tool {name!r}"]
+        return validation_problems(self._validators[name], arguments)
+
     def fork(self) -> "SchemaEnv":
         twin = SchemaEnv.__new__(SchemaEnv)
         ToolEnv.__init__(twin, self.spec)
