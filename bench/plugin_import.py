@@ -2,7 +2,9 @@
 
 Fresh interpreters alternate between ``import verl`` with the plugin (default) and without it
 (``VERL_USE_EXTERNAL_PLUGINS=<another name>``: verl still scans the entry points, as it does for any user, but
-skips ours); the overhead is median(with) / median(without) - 1 (target < 0.05).
+skips ours); the overhead is the median over alternating pairs of with/without - 1 (target < 0.05), which is
+robust to load drifting during the run. A second figure times our plugin module directly inside one interpreter
+(verl imported first with plugins off), as a share of that interpreter's ``import verl``.
 With ``--smoke`` it also runs the CPU GRPO recipe once and reports its startup and per-step wall times.
 
     python bench/plugin_import.py [--reps 15] [--smoke]
@@ -36,6 +38,22 @@ def time_import(plugins: bool) -> tuple[float, bool]:
     return float(seconds), loaded == "True"
 
 
+INPROCESS = (
+    "import time, importlib; t = time.perf_counter(); import verl; base = time.perf_counter() - t; "
+    "t = time.perf_counter(); importlib.import_module('verl_toolmaster.plugin'); "
+    "print(base, time.perf_counter() - t)"
+)
+
+
+def time_plugin_in_process() -> tuple[float, float]:
+    env = dict(os.environ)
+    env.pop("VERL_PLATFORM", None)
+    env["VERL_USE_EXTERNAL_PLUGINS"] = "none"
+    out = subprocess.run([sys.executable, "-c", INPROCESS], env=env, capture_output=True, text=True, check=True)
+    base, plugin = out.stdout.split()
+    return float(base), float(plugin)
+
+
 def smoke_times() -> dict[str, float]:
     """Run the CPU GRPO recipe; startup = wall time until step 1 starts, per-step = mean of timing_s/step."""
     t0 = time.perf_counter()
@@ -65,10 +83,14 @@ def main() -> None:
         assert not loaded
         without_p.append(s)
     med_with, med_without = statistics.median(with_p), statistics.median(without_p)
+    pair_ratios = [w / wo for w, wo in zip(with_p, without_p)]
+    direct = [time_plugin_in_process() for _ in range(3)]
     figures = {
         "import_verl_with_plugin_s": round(med_with, 4),
         "import_verl_without_plugin_s": round(med_without, 4),
-        "plugin_import_overhead": round(med_with / med_without - 1, 4),
+        "plugin_import_overhead": round(statistics.median(pair_ratios) - 1, 4),
+        "plugin_module_import_ms": round(1000 * statistics.median(p for _, p in direct), 2),
+        "plugin_import_overhead_in_process": round(statistics.median(p / b for b, p in direct), 5),
         "reps": args.reps,
     }
     print(f"import verl: {med_with:.3f}s with plugin, {med_without:.3f}s without (median of {args.reps})")
