@@ -178,15 +178,3 @@ def test_rl_prompt_keeps_history_exact_through_parquet(shared_data, prepare, tmp
     assert len(rows) == len(tasks)
     for task, row in zip(tasks, rows):
         assert decode_messages(row["prompt"])[1:] == [*task.context, {"role": "user", "content": task.query}, *task.trailing]
-
-
-def test_gold_call_choice_from_possible_answers():
-    from verl_toolmaster.data.bfcl import gold_calls_from_possible_answer
-
-    pa = [{"f": {"a": [0, ""], "b": ["", None, 2], "c": [None, 3], "d": ["", 4], "items": [[{"x": ["p"], "y": ["", 1]}]]}}]
-    calls = gold_calls_from_possible_answer(pa, {"f": frozenset({"a", "items"})})
-    # required "a" keeps a value although "" is acceptable; optional "b"/"d" are omitted; None is never chosen;
-    # acceptable-value objects nested inside lists are resolved too
-    assert calls == [{"name": "f", "arguments": {"a": 0, "c": 3, "items": [{"x": "p"}]}}]
-    java = gold_calls_from_possible_answer([{"g": {"flag": [True], "n": [50], "s": ["x"]}}], stringify=True)
-    assert java[0]["arguments"] == {"flag": "true", "n": "50", "s": "x"}

@@ -19,9 +19,10 @@ MULTI = BFCLMultiScorer()
 
 
 def _language(category):
+    """The language bfcl-eval's evaluator passes for a category (written out here, not taken from the scorer)."""
     from bfcl_eval.constants.enums import Language
 
-    return Language.PYTHON
+    return Language.JAVASCRIPT if "javascript" in category else Language.JAVA if "java" in category else Language.PYTHON
 
 
 def reference_single(gt, decoded):
@@ -130,6 +131,55 @@ def test_single_turn_maps_underscored_names_back_to_dotted_docs(tasks):
     gold = _gold_single(t)
     underscored = [{"name": c["name"].replace(".", "_"), "arguments": c["arguments"]} for c in gold]
     assert ours_single(t.ground_truth, underscored)
+
+
+@pytest.fixture(scope="module")
+def java_js_tasks():
+    """simple_java / simple_javascript tasks of the installed bfcl-eval package (the shared sample has none)."""
+    from verl_toolmaster.data import get_adapter
+    from verl_toolmaster.data.base import SkipRecord
+    from verl_toolmaster.data.bfcl import package_data_dir
+
+    adapter = get_adapter("bfcl")(categories=["simple_java", "simple_javascript"])
+    out = []
+    for record in adapter.records(package_data_dir()):
+        try:
+            out.append(adapter.convert(record))
+        except SkipRecord:  # counted and checked in tests/data/test_bfcl_gold_on_cpu.py
+            continue
+    return out
+
+
+def test_java_and_javascript_are_checked_with_their_declared_types(java_js_tasks):
+    """The model writes Java/JavaScript values as source strings; bfcl-eval converts them with the declared types
+    of the docs as shipped. Our verdict equals bfcl-eval's on every gold (correct) and on a wrong value of each."""
+    assert len(java_js_tasks) == 147
+    wrong_detected = 0
+    for t in java_js_tasks:
+        gold = [c for step in t.gold[0] for c in step]
+        assert all(isinstance(v, str) for c in gold for v in c["arguments"].values()), t.id
+        decoded = [{c["name"]: c["arguments"]} for c in gold]
+        assert reference_single(t.ground_truth, decoded) and ours_single(t.ground_truth, gold), t.id
+        key = next(iter(gold[0]["arguments"]))
+        bad = copy.deepcopy(gold)
+        # (not _wrong(): bfcl-eval's converters read "new int[]{1}_x" as [1], they search rather than match)
+        bad[0]["arguments"][key] = "someOtherValue"
+        ref, ours = reference_single(t.ground_truth, [{c["name"]: c["arguments"]} for c in bad]), ours_single(t.ground_truth, bad)
+        assert ref == ours, f"{t.id}: bfcl-eval {ref}, ours {ours}"
+        wrong_detected += not ours
+    assert wrong_detected == len(java_js_tasks)
+
+
+def test_java_ground_truth_with_hinted_docs_is_a_data_error(java_js_tasks):
+    """Docs whose Java types were replaced by "string" (as shown to the model) make bfcl-eval's checker raise
+    KeyError: the scorer names the problem instead of scoring every answer 0."""
+    t = next(t for t in java_js_tasks if t.tags["category"] == "simple_java")
+    gt = copy.deepcopy(t.ground_truth)
+    for f in gt["functions"]:
+        for prop in f["parameters"]["properties"].values():
+            prop["type"] = "string"
+    with pytest.raises(ValueError, match="without language hints"):
+        SINGLE.score(gt, episode(["done"], [call(c["name"], c["arguments"]) for step in t.gold[0] for c in step]))
 
 
 def test_ast_checker_loads_without_model_handler_deps():

@@ -11,6 +11,7 @@ Function docs get bfcl-eval's own language hints, as bfcl-eval shows them to mod
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from importlib import resources
@@ -19,6 +20,7 @@ from typing import Any
 
 from ..envs.calls import bind_arguments, parse_call_string
 from .base import Adapter, InputError, InvalidRecord, RawRecord, iter_jsonl, register_adapter, require_keys
+from .bfcl_gold import GoldProblem, gold_calls
 from .schemas import cast_bfcl_schema, function_tool
 from .task import Task
 
@@ -55,74 +57,6 @@ def package_data_dir() -> Path:
 def category_of(path: Path) -> str:
     stem = path.stem
     return stem[len(FILE_PREFIX) :] if stem.startswith(FILE_PREFIX) else stem
-
-
-def _resolve(value: Any) -> Any:
-    """A chosen value with any nested ``{key: [acceptable values]}`` objects (also inside lists) resolved."""
-    if isinstance(value, dict):
-        return _pick_dict(value)
-    if isinstance(value, list):
-        return [_resolve(v) for v in value]
-    return value
-
-
-def _pick(values: Any, required: bool = False) -> tuple[bool, Any]:
-    """One value from a BFCL list of acceptable values. ``""`` means "may be omitted": an optional argument is then
-    omitted (the minimal correct call), a required one takes the first other value that is not None.
-    ``(False, None)`` = omit."""
-    if not isinstance(values, list):
-        return True, _resolve(values)
-    if "" in values and not required:
-        return False, None
-    for v in values:
-        if v is not None and v != "":
-            return True, _resolve(v)
-    return False, None
-
-
-def _pick_dict(d: dict[str, Any], required: frozenset[str] = frozenset()) -> dict[str, Any]:
-    out = {}
-    for k, vals in d.items():
-        keep, v = _pick(vals, k in required)
-        if keep:
-            out[k] = v
-    return out
-
-
-class NoStringForm(ValueError):
-    """A Java/JavaScript gold value (object or list) whose string representation BFCL does not define."""
-
-
-def _as_source_literal(value: Any) -> str:
-    """Java/JavaScript arguments are passed "in string representation" (bfcl-eval's hint): scalars become their
-    literal text; containers have no single agreed form."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    raise NoStringForm(f"no string form for {type(value).__name__} value {json.dumps(value)[:60]}")
-
-
-def gold_calls_from_possible_answer(
-    possible_answer: list[dict[str, Any]], required: dict[str, frozenset[str]] | None = None, stringify: bool = False
-) -> list[dict[str, Any]]:
-    """One concrete call per possible-answer entry, choosing an acceptable value of every argument (see ``_pick``;
-    ``required`` maps function names to their required parameters); ``stringify`` writes values in string
-    representation (Java/JavaScript categories)."""
-    calls = []
-    for entry in possible_answer:
-        if not isinstance(entry, dict) or len(entry) != 1:
-            raise ValueError(f"possible-answer entry is not a single {{function: arguments}} object: {json.dumps(entry)[:120]}")
-        (name, params), = entry.items()
-        if not isinstance(params, dict):
-            raise ValueError(f"possible answer for {name!r}: arguments are not an object")
-        args = _pick_dict(params, (required or {}).get(name, frozenset()))
-        if stringify:
-            args = {k: _as_source_literal(v) for k, v in args.items()}
-        calls.append({"name": name, "arguments": args})
-    return calls
 
 
 @register_adapter("bfcl")
@@ -258,6 +192,7 @@ class BFCLAdapter(Adapter):
             raise record.invalid("bad_question", f"the turn ends with a {messages[-1]['role']!r} message, not the user request")
         if not isinstance(entry["function"], list) or (not entry["function"] and cat not in NO_POSSIBLE_ANSWER):
             raise record.invalid("bad_function_doc", "'function' must be a non-empty list of function docs")
+        shipped = copy.deepcopy(entry["function"])  # what bfcl-eval's evaluator hands its AST checker
         docs = self._hinted(qid, entry["function"], record)  # the entry was just decoded: hinting it in place is safe
         tools = [self._tool(doc, record) for doc in docs]
         names = [t["function"]["name"] for t in tools]
@@ -274,24 +209,18 @@ class BFCLAdapter(Adapter):
             if not isinstance(possible, list) or not possible:
                 raise record.invalid("bad_possible_answer", f"possible answer of {qid!r} is not a non-empty list")
             try:
-                required = {d["name"]: frozenset(d["parameters"].get("required") or ()) for d in docs}
-                calls = gold_calls_from_possible_answer(possible, required, stringify=cat in ("simple_java", "simple_javascript"))
-            except NoStringForm:
-                calls = None  # the possible answer stays the ground truth; there is just no single gold call to show
+                gold = [[gold_calls(possible, shipped, tools, cat)]]
+            except GoldProblem as e:
+                raise record.skip(e.reason, e.detail) from None
             except ValueError as e:
                 raise record.invalid("bad_possible_answer", str(e)) from None
-            if calls is not None:
-                unknown = sorted({c["name"] for c in calls} - set(names))
-                if unknown:
-                    raise record.invalid("bad_possible_answer", f"possible answer calls unknown function(s) {unknown}")
-                gold = [[calls]]
         return Task(
             id=qid,
             source="bfcl_single",
             query=messages[-1]["content"],
             context=[{"role": m["role"], "content": m["content"]} for m in messages[:-1]],
             env={"kind": "schema", "tools": tools},
-            ground_truth={"category": cat, "id": qid, "functions": docs, "possible_answer": possible},
+            ground_truth={"category": cat, "id": qid, "functions": shipped, "possible_answer": possible},
             gold=gold,
             tags={"category": cat},
         )

@@ -101,17 +101,29 @@ def schema_from_type_name(type_name: Any) -> tuple[dict[str, Any], bool]:
     return {}, optional  # Callable[...], custom classes, free text: no constraint
 
 
-def cast_bfcl_schema(schema: dict[str, Any], type_map: dict[str, str]) -> dict[str, Any]:
-    """Copy of a BFCL parameter schema with BFCL type names (``dict``, ``float``, ``tuple``...) mapped to JSON
-    Schema types through ``type_map`` (bfcl-eval's ``GORILLA_TO_OPENAPI``); unknown or missing types become
-    ``string`` as bfcl-eval does for OpenAI-style models."""
+def cast_bfcl_schema(schema: dict[str, Any], type_map: dict[str, str], nested: bool = False) -> dict[str, Any]:
+    """Copy of a BFCL parameter schema as JSON Schema that accepts what bfcl-eval's AST checker accepts.
+
+    * BFCL type names (``dict``, ``float``, ``tuple``...) are mapped through ``type_map`` (bfcl-eval's
+      ``GORILLA_TO_OPENAPI``); unknown or missing types become ``string`` as bfcl-eval does for OpenAI-style models.
+    * An ``enum`` on an array lists the allowed items (BFCL writes it beside ``items``), so it moves into ``items``.
+    * Nested objects stay open (``additionalProperties: true``): bfcl-eval compares nested keys with the possible
+      answer only, and some docs list placeholder keys ("param1 ... Replace with actual parameter names"). The
+      top level stays closed, as the checker rejects parameters the function does not have.
+    """
     out = dict(schema)
     t = out.get("type")
     out["type"] = type_map.get(t, "string") if isinstance(t, str) else "string"
     if isinstance(out.get("properties"), dict):
-        out["properties"] = {k: cast_bfcl_schema(v, type_map) for k, v in out["properties"].items() if isinstance(v, dict)}
+        out["properties"] = {k: cast_bfcl_schema(v, type_map, True) for k, v in out["properties"].items() if isinstance(v, dict)}
+        if nested and out["type"] == "object":
+            out.setdefault("additionalProperties", True)
     if isinstance(out.get("items"), dict):
-        out["items"] = cast_bfcl_schema(out["items"], type_map)
+        out["items"] = cast_bfcl_schema(out["items"], type_map, True)
+    if out["type"] == "array" and "enum" in out:
+        items = out.get("items") if isinstance(out.get("items"), dict) else {}
+        enum = out.pop("enum")
+        out["items"] = items if "enum" in items else {**items, "enum": enum}
     return out
 
 

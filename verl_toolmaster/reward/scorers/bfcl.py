@@ -61,14 +61,38 @@ def ast_checker_module() -> ModuleType:
         return module
 
 
-def _language(category: str) -> Any:
+def checker_language(category: str) -> Any:
+    """bfcl-eval's ``Language`` of a category, decided as its evaluator does (``is_java`` / ``is_js``)."""
     from bfcl_eval.constants.enums import Language
+    from bfcl_eval.utils import is_java, is_js
 
-    if "javascript" in category:
+    if is_js(category):
         return Language.JAVASCRIPT
-    if "java" in category:
+    if is_java(category):
         return Language.JAVA
     return Language.PYTHON
+
+
+def check_source_types(functions: list[dict[str, Any]], language: Any) -> None:
+    """Raise ValueError unless every parameter of Java/JavaScript ``functions`` has a type of that language.
+
+    bfcl-eval's checker reads the declared Java/JavaScript type of each argument to convert the model's string
+    back to a value; it must get the docs as shipped, not the language-hinted ones (all types "string") shown
+    to the model. A ground truth holding hinted docs is a data bug (prepared by an old adapter), not a wrong answer.
+    """
+    from bfcl_eval.constants.enums import Language
+    from bfcl_eval.constants.type_mappings import JAVA_TYPE_CONVERSION, JS_TYPE_CONVERSION
+
+    known = {Language.JAVA: JAVA_TYPE_CONVERSION, Language.JAVASCRIPT: JS_TYPE_CONVERSION}.get(language)
+    if known is None:
+        return
+    for f in functions:
+        for name, prop in ((f.get("parameters") or {}).get("properties") or {}).items():
+            if prop.get("type") not in known:
+                raise ValueError(
+                    f"bfcl_single ground truth: {f.get('name')}.{name} has type {prop.get('type')!r}, not a {language.value} "
+                    "type; 'functions' must be BFCL's docs without language hints (re-run prepare.py)"
+                )
 
 
 # ---------------------------------------------------------------- single turn
@@ -102,10 +126,10 @@ class BFCLSingleScorer(Scorer):
         if not model_output:
             return ScoreResult(0.0, "no_call", details)
         checker = ast_checker_module()
+        language = checker_language(category)
+        check_source_types(functions, language)
         try:
-            result = checker.ast_checker(
-                functions, model_output, ground_truth["possible_answer"], _language(category), category, MODEL_KEY
-            )
+            result = checker.ast_checker(functions, model_output, ground_truth["possible_answer"], language, category, MODEL_KEY)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             # Some malformed model outputs (e.g. an argument of an unexpected nested type) make bfcl-eval's checker
             # raise instead of returning a verdict; that is a rejected output, not a scorer failure.
