@@ -196,7 +196,8 @@ class HFPolicy:
 
 # ---------------------------------------------------------------------------------------------- openai
 
-_RETRIED_STATUS = (408, 409, 429)  # with every 5xx: the statuses the openai client retries (others fail at once)
+# The openai package's own retry schedule, which this policy used before the shared client: 0.5 s doubling to 8 s.
+_BACKOFF_S, _BACKOFF_MAX_S = 0.5, 8.0
 
 
 class OpenAIPolicy:
@@ -206,8 +207,9 @@ class OpenAIPolicy:
     token sequence the loop built, as verl's own rollout servers do; ``"text"`` sends it decoded instead (for
     servers that take no ids). The reply comes back as the server's token ids when it returns them (vLLM's
     ``return_token_ids``), else as its text tokenized with the task tokenizer, plus the end-of-turn token when
-    the server reports a stop. Connection errors, timeouts and 429/5xx are retried by the client
-    (``max_retries``); after that the run stops with a :class:`PolicyError`.
+    the server reports a stop. Requests go through the shared :class:`~verl_toolmaster.openai_client.OpenAIEndpoint`:
+    connection errors, timeouts and 429/5xx/408/409 are retried ``max_retries`` times with backoff (honouring
+    ``Retry-After``); after that, or on any other error, the run stops with a :class:`PolicyError`.
     """
 
     name = "openai"
@@ -225,8 +227,8 @@ class OpenAIPolicy:
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.stop_ids = stop_token_ids(tokenizer)
-        self.client: Any = None
-        self.stats = {"requests": 0, "retokenized": 0}
+        self.endpoint: Any = None  # OpenAIEndpoint, from start() to close()
+        self.retokenized = 0  # replies that came back as text only
 
     def describe(self) -> dict[str, Any]:
         return {"policy": self.name, "model": self.model, "base_url": self.base_url, "tokenizer": self.tokenizer_path,
@@ -239,19 +241,31 @@ class OpenAIPolicy:
         return self
 
     async def start(self) -> None:
-        from openai import AsyncOpenAI
+        from ..openai_client import OpenAIEndpoint, RetryPolicy
 
-        self.client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=self.max_retries)
+        retry = RetryPolicy(max_retries=self.max_retries, backoff_s=_BACKOFF_S, backoff_max_s=_BACKOFF_MAX_S)
+        self.endpoint = OpenAIEndpoint(self.base_url, self.api_key, timeout_s=self.timeout_s, retry=retry)
 
     async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
-            self.client = None
+        if self.endpoint is not None:
+            await self.endpoint.close()
+            self.endpoint = None
+
+    def _failure(self, e: Any) -> str:
+        """The message of a :class:`~verl_toolmaster.openai_client.RequestFailed` that stops the run."""
+        where = f"openai endpoint {self.base_url}"
+        if e.status is not None:
+            retried = f" after {e.retries} retries" if e.transient else ""
+            return f"{where} (model {self.model!r}) answered HTTP {e.status}{retried}: {e.detail}"
+        if e.kind == "timeout":
+            return f"{where} (model {self.model!r}) timed out after {self.timeout_s:g} s ({e.retries} retries)"
+        if e.kind == "connection":
+            return f"{where} is unreachable ({e.detail}); is the server running?"
+        return f"{where}: {e.kind}: {e.detail}"
 
     async def generate(self, request_id: str, *, prompt_ids: list[int], sampling_params: dict[str, Any], **kw: Any) -> Any:
-        import openai
-
         from .. import compat
+        from ..openai_client import RequestFailed
 
         prompt: Any = list(prompt_ids)
         if self.prompt_format == "text":
@@ -260,27 +274,18 @@ class OpenAIPolicy:
         top_k = int(sampling_params.get("top_k") or -1)
         if top_k > 0:
             extra["top_k"] = top_k
-        self.stats["requests"] += 1
+        request = {
+            "model": self.model,
+            "prompt": prompt,
+            "max_tokens": int(sampling_params.get("max_tokens") or 1),
+            "temperature": float(sampling_params.get("temperature") or 0.0),
+            "top_p": float(sampling_params.get("top_p") or 1.0),
+            "extra_body": extra or None,
+        }
         try:
-            resp = await self.client.completions.create(
-                model=self.model,
-                prompt=prompt,
-                max_tokens=int(sampling_params.get("max_tokens") or 1),
-                temperature=float(sampling_params.get("temperature") or 0.0),
-                top_p=float(sampling_params.get("top_p") or 1.0),
-                extra_body=extra or None,
-            )
-        except openai.APIStatusError as e:
-            body = str(getattr(e, "body", "") or e.message)[:300]
-            retried = f" after {self.max_retries} retries" if e.status_code in _RETRIED_STATUS or e.status_code >= 500 else ""
-            raise PolicyError(f"openai endpoint {self.base_url} (model {self.model!r}) answered HTTP {e.status_code}{retried}: {body}") from None
-        except openai.APITimeoutError:
-            raise PolicyError(f"openai endpoint {self.base_url} (model {self.model!r}) timed out after {self.timeout_s:g} s ({self.max_retries} retries)") from None
-        except openai.APIConnectionError as e:
-            cause = e.__cause__ or e
-            raise PolicyError(f"openai endpoint {self.base_url} is unreachable ({type(cause).__name__}: {cause}); is the server running?") from None
-        except openai.OpenAIError as e:
-            raise PolicyError(f"openai endpoint {self.base_url}: {type(e).__name__}: {e}") from None
+            resp = await self.endpoint.request(lambda client: client.completions.create(**request))
+        except RequestFailed as e:
+            raise PolicyError(self._failure(e)) from None
         if not getattr(resp, "choices", None):
             raise PolicyError(f"openai endpoint {self.base_url} returned no choices: {str(resp)[:300]}")
         choice = resp.choices[0]
@@ -289,7 +294,7 @@ class OpenAIPolicy:
             ids = choice.model_extra.get("token_ids")
         stopped = choice.finish_reason == "stop"
         if ids is None:  # the server returned text only
-            self.stats["retokenized"] += 1
+            self.retokenized += 1
             ids = self.tokenizer.encode(choice.text or "", add_special_tokens=False)
             if stopped and self.stop_ids and (not ids or ids[-1] not in self.stop_ids):
                 ids.append(self.stop_ids[0])

@@ -12,20 +12,21 @@ Two ways to talk to the endpoint (``EndpointConfig.api``):
   system message (``"system"``, for servers that reject names such as ``spotify.play``). Structured ``tool_calls`` in
   a reply are rendered back into ``<tool_call>`` text, so the loop's parser judges every reply the same way.
 
-Requests are retried with exponential backoff and jitter (honouring ``Retry-After``) on 429, 5xx, 408/409,
-timeouts and connection errors; the retries are counted. Errors that no retry fixes end the item (400: the item is
-dropped) or the whole run (401/403/404: wrong key, model or URL).
+Requests go through the project's shared OpenAI client (:mod:`verl_toolmaster.openai_client`): retried with
+exponential backoff and jitter (honouring ``Retry-After``) on 429, 5xx, 408/409, timeouts and connection errors; the
+retries are counted. Errors that no retry fixes end the item (400: the item is dropped) or the whole run
+(401/403/404: wrong key, model or URL).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from verl_toolmaster.openai_client import OpenAIEndpoint, RequestFailed, RetryPolicy
 from verl_toolmaster.protocol.render import tool_call_text
 from verl_toolmaster.protocol.tags import DEFAULT_STOP_STRINGS
 
@@ -80,20 +81,26 @@ class EndpointConfig:
 
 
 class Endpoint:
-    """One OpenAI client shared by all episodes, with our retry policy and counters."""
+    """The teacher's requests, through the shared :class:`~verl_toolmaster.openai_client.OpenAIEndpoint` (one
+    client for all episodes, its retry policy and counters); failures become this module's outcomes."""
 
     def __init__(self, cfg: EndpointConfig, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
-        import openai
-
         self.cfg = cfg
-        self.client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=cfg.api_key, timeout=cfg.timeout_s, max_retries=0)
-        self.retries: Counter = Counter()  # kind -> retries made
-        self.requests = 0  # requests that got an answer
-        self._sleep = sleep
-        self._jitter = random.Random(0)
+        retry = RetryPolicy(max_retries=cfg.max_retries, backoff_s=cfg.backoff_s, backoff_max_s=cfg.backoff_max_s)
+        self.api = OpenAIEndpoint(cfg.base_url, cfg.api_key, timeout_s=cfg.timeout_s, retry=retry, sleep=sleep)
+
+    @property
+    def retries(self) -> Counter:
+        """kind -> retries made."""
+        return self.api.retries
+
+    @property
+    def requests(self) -> int:
+        """Requests that got an answer."""
+        return self.api.requests
 
     async def close(self) -> None:
-        await self.client.close()
+        await self.api.close()
 
     def _sampling(self, max_tokens: int | None) -> dict[str, Any]:
         args: dict[str, Any] = {"model": self.cfg.model, "temperature": self.cfg.temperature, "top_p": self.cfg.top_p}
@@ -107,7 +114,7 @@ class Endpoint:
 
     async def complete(self, prompt: str, max_tokens: int | None) -> Reply:
         stop = list(DEFAULT_STOP_STRINGS)
-        resp = await self._call(lambda: self.client.completions.create(prompt=prompt, stop=stop, **self._sampling(max_tokens)))
+        resp = await self._call(lambda client: client.completions.create(prompt=prompt, stop=stop, **self._sampling(max_tokens)))
         if not resp.choices:
             return Reply("", stopped=True)  # an empty reply is the model's output: the loop records a violation
         choice = resp.choices[0]
@@ -121,7 +128,7 @@ class Endpoint:
         args = self._sampling(max_tokens)
         if tools:
             args["tools"] = tools
-        resp = await self._call(lambda: self.client.chat.completions.create(messages=messages, **args))
+        resp = await self._call(lambda client: client.chat.completions.create(messages=messages, **args))
         if not resp.choices:
             return Reply("", stopped=True)
         choice = resp.choices[0]
@@ -132,61 +139,16 @@ class Endpoint:
             text += "\n" + tool_call_text(fn.name or "", fn.arguments or "{}")
         return Reply(text, stopped=choice.finish_reason != "length")
 
-    async def _call(self, make: Callable[[], Awaitable[Any]]) -> Any:
-        import openai
-
-        attempt = 0
-        while True:
-            try:
-                resp = await make()
-                self.requests += 1
-                return resp
-            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as e:
-                raise FatalEndpointError(
-                    f"the teacher endpoint refused the request ({e.status_code}: {_message(e)}); check --base-url, --model and the API key"
-                ) from None
-            except openai.APIError as e:
-                kind, retryable, retry_after = _classify(e)
-                if not retryable:
-                    raise EndpointFailure(kind, _message(e), permanent=True) from None
-                if attempt >= self.cfg.max_retries:
-                    raise EndpointFailure(kind, f"gave up after {attempt} retries: {_message(e)}", permanent=False) from None
-                self.retries[kind] += 1
-                delay = min(self.cfg.backoff_max_s, self.cfg.backoff_s * 2**attempt) * (0.5 + 0.5 * self._jitter.random())
-                if retry_after is not None:
-                    delay = max(delay, min(retry_after, self.cfg.backoff_max_s))
-                attempt += 1
-                await self._sleep(delay)
-
-
-def _classify(e: Any) -> tuple[str, bool, float | None]:
-    """(kind, retryable, Retry-After seconds) of an openai error."""
-    import openai
-
-    if isinstance(e, openai.APITimeoutError):
-        return "timeout", True, None
-    if isinstance(e, openai.APIConnectionError):
-        return "connection", True, None
-    if isinstance(e, openai.APIStatusError):
-        status = e.status_code
-        retry_after = None
+    async def _call(self, make: Callable[[Any], Awaitable[Any]]) -> Any:
         try:
-            value = e.response.headers.get("retry-after")
-            retry_after = float(value) if value is not None else None
-        except (TypeError, ValueError):
-            retry_after = None
-        if status == 429:
-            return "429", True, retry_after
-        if status >= 500:
-            return "5xx", True, retry_after
-        if status in (408, 409):
-            return str(status), True, retry_after
-        return ("bad_request" if status == 400 else f"http_{status}"), False, None
-    return type(e).__name__, False, None  # e.g. a reply that is not valid JSON
-
-
-def _message(e: Any) -> str:
-    return " ".join(str(getattr(e, "message", None) or e).split())[:300]
+            return await self.api.request(make)
+        except RequestFailed as e:
+            if e.refused:
+                raise FatalEndpointError(
+                    f"the teacher endpoint refused the request ({e.status}: {e.detail}); check --base-url, --model and the API key"
+                ) from None
+            detail = f"gave up after {e.retries} retries: {e.detail}" if e.transient else e.detail
+            raise EndpointFailure(e.kind, detail, permanent=not e.transient) from None
 
 
 # ------------------------------------------------------------------------------------------- the teacher
