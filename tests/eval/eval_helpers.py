@@ -20,6 +20,11 @@ DATASETS = {  # shared benchmark -> path under shared/data handed to prepare.py 
 
 def prepare(dataset: str, source: Path | None, out: Path, *extra: str) -> Path:
     """Run data_prep/prepare.py in-process; returns the parquet it wrote."""
+    return prepare_counted(dataset, source, out, *extra)[0]
+
+
+def prepare_counted(dataset: str, source: Path | None, out: Path, *extra: str) -> tuple[Path, dict[str, Any]]:
+    """Run data_prep/prepare.py in-process; returns the parquet and its summary line {"read", "written", "skipped"}."""
     from verl_toolmaster.data.prepare import build_parser, run
 
     argv = ["--dataset", dataset, "--output", str(out), "--no-progress", *extra]
@@ -27,7 +32,7 @@ def prepare(dataset: str, source: Path | None, out: Path, *extra: str) -> Path:
         argv += ["--input", str(source)]
     summary = run(build_parser().parse_args(argv), out=io.StringIO(), err=io.StringIO())
     assert summary.written > 0, f"prepare wrote no rows for {dataset}"
-    return out
+    return out, json.loads(summary.line())
 
 
 @dataclass
