@@ -114,6 +114,15 @@ class ToolEnv(ABC):
         schema = next((t for t in self.tools() if t["function"]["name"] == name), None)
         return digest({"kind": self.kind, "tool": schema})
 
+    def _checked(self, name: str, arguments: dict[str, Any] | str, known: Any) -> tuple[dict[str, Any] | None, Observation | None]:
+        """Decoded arguments of a call to ``name``, or the error Observation for an unknown tool or bad arguments.
+
+        ``known`` holds the tool names this environment can run now (the ``in`` test is all that is used).
+        """
+        if name not in known:
+            return None, unknown_tool(name, self.tool_names())
+        return decode_arguments(name, arguments)
+
     def _finish(self, obs: Observation, started: float) -> Observation:
         """Stamp the latency and count the call; every kind ends ``call`` with this."""
         obs.latency_s = time.perf_counter() - started

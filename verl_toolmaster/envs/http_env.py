@@ -26,7 +26,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Observation, ToolEnv, decode_arguments, digest, register_env, unknown_tool
+from .base import Observation, ToolEnv, digest, register_env
 from .schemas import tool_map
 
 
@@ -267,9 +267,7 @@ class HttpEnv(ToolEnv):
 
     async def call(self, name: str, arguments: dict[str, Any] | str) -> Observation:
         started = time.perf_counter()
-        if name not in self._tools:
-            return self._finish(unknown_tool(name, list(self._tools)), started)
-        args, err = decode_arguments(name, arguments)
+        args, err = self._checked(name, arguments, self._tools)
         if err is not None:
             return self._finish(err, started)
         api = self._api_map[name]

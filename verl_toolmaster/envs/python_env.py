@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any
 
-from .base import Observation, ToolEnv, decode_arguments, digest, register_env, unknown_tool
+from .base import Observation, ToolEnv, digest, register_env
 from .sandbox_pool import SandboxPool, get_pool
 from .schemas import tool_map
 
@@ -43,9 +43,7 @@ class PythonEnv(ToolEnv):
 
     async def call(self, name: str, arguments: dict[str, Any] | str) -> Observation:
         started = time.perf_counter()
-        if name not in self._tools:
-            return self._finish(unknown_tool(name, list(self._tools)), started)
-        args, err = decode_arguments(name, arguments)
+        args, err = self._checked(name, arguments, self._tools)
         if err is not None:
             return self._finish(err, started)
         try:

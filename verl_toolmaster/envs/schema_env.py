@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from .base import Observation, ToolEnv, decode_arguments, register_env, unknown_tool
+from .base import Observation, ToolEnv, register_env
 from .schemas import json_schema, tool_map
 
 
@@ -40,9 +40,7 @@ class SchemaEnv(ToolEnv):
 
     async def call(self, name: str, arguments: dict[str, Any] | str) -> Observation:
         started = time.perf_counter()
-        if name not in self._tools:
-            return self._finish(unknown_tool(name, list(self._tools)), started)
-        args, err = decode_arguments(name, arguments)
+        args, err = self._checked(name, arguments, self._tools)
         if err is not None:
             return self._finish(err, started)
         problems = validation_problems(self._validators[name], args)

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .base import Observation, ToolEnv, decode_arguments, digest, register_env, unknown_tool
+from .base import Observation, ToolEnv, digest, register_env
 from .schemas import tool_map
 
 INTEGER, STRING = "integer", "string"
@@ -180,9 +180,7 @@ class ToyWorldEnv(ToolEnv):
 
     async def call(self, name: str, arguments: dict[str, Any] | str) -> Observation:
         started = time.perf_counter()
-        if name not in self._impl:
-            return self._finish(unknown_tool(name, list(self._tools)), started)
-        args, err = decode_arguments(name, arguments)
+        args, err = self._checked(name, arguments, self._impl)
         if err is not None:
             return self._finish(err, started)
         return self._finish(execute(self._impl[name], args), started)
