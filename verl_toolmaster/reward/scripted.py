@@ -12,6 +12,7 @@ import numpy as np
 
 from verl_toolmaster.protocol import parse_turn, phase_spans
 from verl_toolmaster.protocol.render import turn_text
+from verl_toolmaster.reward.text_record import episode_record
 
 CONTEXT = "\n<|im_start|>user\n{obs}<|im_end|>\n<|im_start|>assistant\n"  # Qwen glue, mask 0
 EOT = "<|im_end|>"
@@ -74,25 +75,7 @@ def build_trajectory(tokenizer, steps: list[Step], user_turn: int = 0) -> Trajec
             mask += [0] * len(ctx)
     if answer is None:
         violations["answer_missing"] = violations.get("answer_missing", 0) + 1
-    n_trial = sum(1 for c in calls if c["phase"] == "trial")
-    record = {
-        "version": 1,
-        "trial_mode": "on",
-        "phase_spans": phase_spans(ids, mask, tokenizer),
-        "turns": turns,
-        "calls": calls,
-        "answers": [answer],
-        "counts": {
-            "trial_turns": sum(1 for t in turns if t["phase"] == "trial"),
-            "execute_turns": sum(1 for t in turns if t["phase"] == "execute"),
-            "trial_calls": n_trial,
-            "execute_calls": len(calls) - n_trial,
-            "tool_errors": sum(1 for c in calls if not c["ok"]),
-            "self_corrections": 0,
-            "violations": violations,
-        },
-        "termination": "answered" if answer is not None else "turn_budget",
-    }
+    record = episode_record("on", phase_spans(ids, mask, tokenizer), turns, calls, answer, violations, "turn_budget")
     return Trajectory(ids, mask, record, tokenizer.decode(ids, skip_special_tokens=False))
 
 

@@ -61,11 +61,21 @@ def record_from_text(text: str, trial_mode: str = "on") -> dict[str, Any]:
                 )
     if answer is None:
         violations["answer_missing"] += 1
+    return episode_record(trial_mode, [], turns, calls, answer, dict(violations), "text_record", count_errors=False)
+
+
+def episode_record(trial_mode: str, spans: list, turns: list[dict[str, Any]], calls: list[dict[str, Any]], answer: str | None,
+                   violations: dict[str, int], unanswered: str, count_errors: bool = True) -> dict[str, Any]:
+    """The agent loop's record (docs/protocol.md) of a one-user-turn episode built outside the loop.
+
+    ``unanswered`` is the termination when ``answer`` is None; ``count_errors`` False leaves ``tool_errors`` at 0
+    (calls recovered from text were never executed).
+    """
     n_trial = sum(1 for c in calls if c["phase"] == "trial")
     return {
         "version": 1,
         "trial_mode": trial_mode,
-        "phase_spans": [],
+        "phase_spans": spans,
         "turns": turns,
         "calls": calls,
         "answers": [answer],
@@ -74,9 +84,9 @@ def record_from_text(text: str, trial_mode: str = "on") -> dict[str, Any]:
             "execute_turns": sum(1 for t in turns if t["phase"] == "execute"),
             "trial_calls": n_trial,
             "execute_calls": len(calls) - n_trial,
-            "tool_errors": 0,
+            "tool_errors": sum(1 for c in calls if not c["ok"]) if count_errors else 0,
             "self_corrections": 0,
-            "violations": dict(violations),
+            "violations": violations,
         },
-        "termination": "answered" if answer is not None else "text_record",
+        "termination": "answered" if answer is not None else unanswered,
     }
