@@ -24,7 +24,10 @@ def test_train_and_test_tools_share_no_name(world, tasks):
     train_tools = {t.name for t in world.catalogues["train"]}
     test_tools = {t.name for t in world.catalogues["test"]}
     assert train_tools and test_tools and not train_tools & test_tools
-    assert not tw.tool_vocabulary(tasks["train"]) & tw.tool_vocabulary(tasks["test"])
+    # the default (shared) vocabulary: held-out names are new word pairs of words training also writes
+    assert world.vocabulary == "shared"
+    assert tw.tool_vocabulary(tasks["train"]) & tw.tool_vocabulary(tasks["test"])
+    assert all(tw.name_split(7, name) == "test" for name in test_tools)
     # and every task only uses its own split's tools
     for split, part in tasks.items():
         own = {t.name for t in world.catalogues[split]}
@@ -111,7 +114,8 @@ def test_names_are_single_tokens_of_the_tiny_tokenizer(tiny_tokenizer):
     ({"levels": (4,)}, "levels must be a non-empty subset"),
     ({"levels": ()}, "levels must be a non-empty subset"),
     ({"tools_per_split": 3}, "tools_per_split must be at least"),
-    ({"tools_per_split": 5000}, "tools_per_split must be at most"),
+    ({"tools_per_split": 5000, "vocabulary": "disjoint"}, "tools_per_split must be at most"),
+    ({"tools_per_split": 8000}, "tools_per_split must be at most"),
     ({"max_int": 1}, "max_int must be in"),
 ])
 def test_bad_world_config(kwargs, fragment):
@@ -135,3 +139,14 @@ def test_generation_does_not_depend_on_the_process(tasks):
     assert out.returncode == 0, out.stderr
     here = hashlib.sha256(json.dumps([t.to_dict() for t in tasks["test"]], sort_keys=True).encode()).hexdigest()
     assert out.stdout.strip() == here
+
+
+def test_disjoint_vocabulary_keeps_every_word_on_one_side():
+    world = tw.build_world(seed=7, tools_per_split=12, vocabulary="disjoint")
+    tasks = {s: tw.make_tasks(world, s, 30, (1, 2, 3)) for s in tw.SPLITS}
+    assert not tw.tool_vocabulary(tasks["train"]) & tw.tool_vocabulary(tasks["test"])
+    assert world.to_dict()["vocabulary"] == "disjoint"
+    with pytest.raises(ValueError, match="vocabulary must be one of"):
+        tw.WorldConfig(vocabulary="mixed")
+    with pytest.raises(ValueError, match="at most"):
+        tw.WorldConfig(tools_per_split=tw.max_tools("disjoint") + 1, vocabulary="disjoint")

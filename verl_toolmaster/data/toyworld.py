@@ -22,6 +22,7 @@ adapter (``prepare.py --dataset toyworld --input DIR/tasks_test.jsonl``) reads t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sys
@@ -38,10 +39,15 @@ from .task import Task
 SOURCE = "toyworld"
 SPLITS = ("train", "test")
 LEVELS = (1, 2, 3)
+# "shared": both catalogues build names from all NAME_WORDS, every tool name (word pair) belongs to one catalogue
+# only; "disjoint": each catalogue has its own half of the words. With "disjoint", a held-out name is made of tokens
+# that never were an SFT target, and a small model learns not to write them (docs/toyworld.md, the experiment).
+VOCABULARIES = ("shared", "disjoint")
 
 # Word pools. Every word is one token of the tiny tokenizer (verl_toolmaster.tiny) both bare and after a space,
 # so a name costs one token wherever it appears (tests/toyworld checks this). NAME_WORDS name tools and
-# parameters; a world splits them into disjoint train and test halves. VALUE_WORDS are task inputs and lookup
+# parameters; a world either shares them between its train and test catalogues (tool names, i.e. word pairs,
+# are then split between the catalogues) or splits the words themselves into disjoint halves (VOCABULARIES). VALUE_WORDS are task inputs and lookup
 # contents, ATTRIBUTES the properties lookup tools return; both are shared by the splits (data, not tools).
 NAME_WORDS = tuple(
     """heart stock health symptom family doctor location letter title period patient meeting book foo members sports
@@ -108,15 +114,18 @@ class WorldConfig:
     levels: tuple[int, ...] = (1, 2)  # difficulty levels drawn uniformly per task
     max_int: int = 9  # integer arguments are drawn from 1..max_int (results stay small: few tokens)
     table_size: int = 4  # entries per lookup table
+    vocabulary: str = "shared"  # name words: "shared" by the catalogues (names split) or "disjoint" halves
 
     def __post_init__(self) -> None:
         if not self.levels or any(lv not in LEVELS for lv in self.levels):
             raise ValueError(f"levels must be a non-empty subset of {LEVELS}, got {self.levels}")
         if self.tools_per_split < len(OPS):
             raise ValueError(f"tools_per_split must be at least {len(OPS)} (one per operation), got {self.tools_per_split}")
-        half = len(NAME_WORDS) // 2
-        if self.tools_per_split > half * (half - 1) // 2:
-            raise ValueError(f"tools_per_split must be at most {half * (half - 1) // 2}: tool names join two of {half} pool words")
+        if self.vocabulary not in VOCABULARIES:
+            raise ValueError(f"vocabulary must be one of {VOCABULARIES}, got {self.vocabulary!r}")
+        limit = max_tools(self.vocabulary)
+        if self.tools_per_split > limit:
+            raise ValueError(f"tools_per_split must be at most {limit} with the {self.vocabulary} vocabulary (tool names join two name words)")
         if self.train_tasks < 0 or self.test_tasks < 0:
             raise ValueError("task counts must be >= 0")
         if not 2 <= self.max_int <= 99:
@@ -166,30 +175,51 @@ class World:
 
     seed: int
     catalogues: dict[str, list[ToyTool]]  # split -> tools
+    vocabulary: str = "shared"  # see VOCABULARIES
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "catalogues": {s: [asdict(t) for t in tools] for s, tools in self.catalogues.items()}}
+        return {"seed": self.seed, "vocabulary": self.vocabulary,
+                "catalogues": {s: [asdict(t) for t in tools] for s, tools in self.catalogues.items()}}
 
 
-def name_pools(seed: int) -> dict[str, list[str]]:
-    """Disjoint halves of NAME_WORDS for the train and test catalogues of world ``seed``."""
+def name_pools(seed: int, vocabulary: str = "shared") -> dict[str, list[str]]:
+    """The name words of the train and test catalogues of world ``seed``: all of them for both ("shared") or
+    disjoint halves ("disjoint")."""
     words = sorted(NAME_WORDS)
+    if vocabulary == "shared":
+        return {"train": list(words), "test": list(words)}
+    if vocabulary != "disjoint":
+        raise ValueError(f"vocabulary must be one of {VOCABULARIES}, got {vocabulary!r}")
     random.Random(f"toyworld:{seed}:pools").shuffle(words)
     half = len(words) // 2
     return {"train": words[:half], "test": words[half:]}
 
 
-def build_catalogue(seed: int, split: str, n_tools: int, table_size: int = 4) -> list[ToyTool]:
+def name_split(seed: int, name: str) -> str:
+    """The catalogue that owns tool name ``name`` in world ``seed`` with the shared vocabulary (a fixed coin per name)."""
+    return SPLITS[hashlib.sha256(f"toyworld:{seed}:name:{name}".encode()).digest()[0] % 2]
+
+
+def max_tools(vocabulary: str) -> int:
+    """How many tools one catalogue can name (two different words per name)."""
+    if vocabulary == "shared":
+        return len(NAME_WORDS) * (len(NAME_WORDS) - 1) // 3  # half the ordered pairs, with room for the coin's luck
+    half = len(NAME_WORDS) // 2
+    return half * (half - 1) // 2
+
+
+def build_catalogue(seed: int, split: str, n_tools: int, table_size: int = 4, vocabulary: str = "shared") -> list[ToyTool]:
     """``n_tools`` tools for ``split`` of world ``seed``: every operation at least once, names from the split's pool.
 
-    Tool names join two pool words (``heart_stock``: unique within the catalogue); parameter and stale names are
+    Tool names join two pool words (``heart_stock``: unique within the catalogue, and with the shared vocabulary
+    owned by this catalogue only, see ``name_split``); parameter and stale names are
     single pool words, drawn anew for every tool. With many more tools than pool words, no name says anything
     about a tool: a model can only learn to read (and, when the docs are stale, probe) each task's own tools.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     rng = random.Random(f"toyworld:{seed}:{split}:catalogue")
-    pool = list(name_pools(seed)[split])
+    pool = list(name_pools(seed, vocabulary)[split])
     ops = list(OPS)
     rng.shuffle(ops)
     ops = (ops * (n_tools // len(ops) + 1))[:n_tools]
@@ -200,7 +230,7 @@ def build_catalogue(seed: int, split: str, n_tools: int, table_size: int = 4) ->
         while True:
             words = rng.sample(pool, 2)
             name = "_".join(words)
-            if name not in names_used:
+            if name not in names_used and (vocabulary == "disjoint" or name_split(seed, name) == split):
                 names_used.add(name)
                 break
         types = OPS[op].types
@@ -230,8 +260,8 @@ def _parameter_names(rng: random.Random, pool: list[str], types: tuple[str, ...]
             return [[n, t] for n, t in zip(names, types)], {names[i]: wrong}
 
 
-def build_world(seed: int, tools_per_split: int = 512, table_size: int = 4) -> World:
-    return World(seed, {s: build_catalogue(seed, s, tools_per_split, table_size) for s in SPLITS})
+def build_world(seed: int, tools_per_split: int = 512, table_size: int = 4, vocabulary: str = "shared") -> World:
+    return World(seed, {s: build_catalogue(seed, s, tools_per_split, table_size, vocabulary) for s in SPLITS}, vocabulary)
 
 
 def _draw_arguments(tool: ToyTool, rng: random.Random, max_int: int) -> dict[str, Any]:
@@ -452,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-tasks", type=int, default=WorldConfig.train_tasks, help="tasks over the train tools (default %(default)s)")
     p.add_argument("--test-tasks", type=int, default=WorldConfig.test_tasks, help="tasks over the held-out test tools (default %(default)s)")
     p.add_argument("--levels", default="1,2", help="difficulty levels, comma-separated, from 1,2,3 (default 1,2)")
+    p.add_argument("--vocabulary", choices=VOCABULARIES, default=WorldConfig.vocabulary,
+                   help="name words shared by the train and test catalogues, tool names split between them (default), or "
+                   "disjoint word halves per catalogue")
     p.add_argument("--max-int", type=int, default=WorldConfig.max_int, help="integer arguments are drawn from 1..N (default %(default)s)")
     p.add_argument("--trial-teacher", choices=("probe", "scripted"), default="probe",
                    help="teacher of the trial flavour: probe (default; ProbeTeacher: documented call as the probe, terse notes) or "
@@ -517,13 +550,15 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
     from .sft import write_rl_parquet, write_sft_parquet
     from .task import rl_row
 
-    cfg = WorldConfig(args.seed, args.tools, args.train_tasks, args.test_tasks, _levels(args.levels), args.max_int)
-    world = build_world(cfg.seed, cfg.tools_per_split, cfg.table_size)
+    cfg = WorldConfig(args.seed, args.tools, args.train_tasks, args.test_tasks, _levels(args.levels), args.max_int,
+                      vocabulary=args.vocabulary)
+    world = build_world(cfg.seed, cfg.tools_per_split, cfg.table_size, cfg.vocabulary)
     outdir: Path = args.out
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "world.json").write_text(json.dumps({"config": asdict(cfg), **world.to_dict()}, indent=1))
     tasks = {"train": make_tasks(world, "train", cfg.train_tasks, cfg.levels, cfg.max_int), "test": make_tasks(world, "test", cfg.test_tasks, cfg.levels, cfg.max_int)}
-    shared = tool_vocabulary(tasks["train"]) & tool_vocabulary(tasks["test"])
+    shared = ({t.name for t in world.catalogues["train"]} & {t.name for t in world.catalogues["test"]}
+              if cfg.vocabulary == "shared" else tool_vocabulary(tasks["train"]) & tool_vocabulary(tasks["test"]))
     if shared:
         raise AssertionError(f"train and test tools share names {sorted(shared)}")
     summary: dict[str, Any] = {"seed": cfg.seed, "tasks": {s: len(v) for s, v in tasks.items()}}
