@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 import statistics
 import sys
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ ARMS = ("direct", "trial")
 COMPONENTS = ("critic/score/mean", "reward/answer/mean", "reward/format/mean", "reward/trial/mean", "reward/cost/mean")
 VAL_KEY = "val-core/toyworld/acc/mean@1"
 # per-sample fields of the validation dumps averaged into the report's diagnostics
+# a tool call's name in a sample's output; call_names_in_prompt: the share of them the prompt's tools offer
+_CALL_NAME = re.compile(r'"name": ("[^"]+")')
 DIAGNOSTICS = ("toyworld/answer_seen", "format", "trial_calls", "execute_calls", "tool_errors", "self_corrections", "violations")
 # two-sided 95% Student t quantiles by degrees of freedom (1..30); larger samples use the normal quantile
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110,
@@ -61,8 +64,12 @@ class ArmRun:
         """Means over the held-out samples of what explains the accuracy: the right call made, calls, errors."""
         steps = sorted(self.val)
         samples = self.val[steps[0] if which == "sft" else steps[-1]]
-        return {k: statistics.fmean(float(s[k]) for s in samples if _finite(s.get(k)))
-                for k in DIAGNOSTICS if any(_finite(s.get(k)) for s in samples)}
+        out = {k: statistics.fmean(float(s[k]) for s in samples if _finite(s.get(k)))
+               for k in DIAGNOSTICS if any(_finite(s.get(k)) for s in samples)}
+        named = [name in s.get("input", "") for s in samples for name in _CALL_NAME.findall(s.get("output", ""))]
+        if named:
+            out["call_names_in_prompt"] = statistics.fmean(named)
+        return out
 
     def by_level(self, which: str) -> dict[str, float]:
         steps = sorted(self.val)

@@ -73,7 +73,8 @@ def test_diagnostics_total_time_and_strict_json_with_one_seed(tmp_path):
         for step, seen in (("0", 0.0), ("2", 1.0)):
             path = out / "seed0" / arm / "val" / f"{step}.jsonl"
             samples = [json.loads(x) for x in path.read_text().splitlines()]
-            _write(path, [{**s, "toyworld/answer_seen": seen, "execute_calls": 2.0} for s in samples])
+            _write(path, [{**s, "toyworld/answer_seen": seen, "execute_calls": 2.0, "input": '{"name": "red_fox"}',
+                           "output": '{"name": "red_fox"} {"name": "blue_fox"}' if seen else ""} for s in samples])
     _write(out / "timing.jsonl", [{"stage": "base", "wall_s": 60.0, "cpu_s": 100.0, "rc": 0},
                                   {"stage": "total", "wall_s": 1500, "cpu_s": None, "rc": 0}])
     assert rep.main([str(out)]) == 0
@@ -82,6 +83,7 @@ def test_diagnostics_total_time_and_strict_json_with_one_seed(tmp_path):
     assert r["trial_grpo"]["ci95"] == [None, None] and r["seed_spread"] == 0.0  # one seed: no interval, no spread
     assert r["diagnostics"]["trial"]["sft"] == {"toyworld/answer_seen": 0.0, "execute_calls": 2.0}
     assert r["diagnostics"]["direct"]["grpo"]["toyworld/answer_seen"] == 1.0
+    assert r["diagnostics"]["direct"]["grpo"]["call_names_in_prompt"] == 0.5  # red_fox offered, blue_fox not
     page = (out / "report.html").read_text()
     assert "Wall time of the whole run: 25.0 min" in page and "toyworld/answer_seen" in page
     assert "trial 0.750, direct 0.500; margin +0.250 is larger than the seed-to-seed spread (0.000)" in page
