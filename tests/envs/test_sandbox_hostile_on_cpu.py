@@ -38,7 +38,9 @@ async def test_infinite_loop_hits_the_cpu_limit(tight_pool):
 
 
 async def test_memory_bomb_hits_the_memory_limit(tight_pool):
-    obs = await run_hostile(tight_pool, "blocks = []\nwhile True:\n    blocks.append(bytearray(10**7))")
+    # bytes(n) is calloc'd (untouched zero pages), so the bomb reaches 512 MB of address space with almost no CPU;
+    # bytearray(n) memsets every page and on a loaded machine met the 0.5 s CPU limit first.
+    obs = await run_hostile(tight_pool, "blocks = []\nwhile True:\n    blocks.append(bytes(10**7))")
     assert obs.error_kind == "resource" and "memory limit of 512 MB" in obs.text, obs
 
 
