@@ -70,6 +70,8 @@ run base "$PYTHON" -m verl_toolmaster.toyworld_base --model "$OUT/tiny" --out "$
 
 for seed in $SEEDS; do
   stage "seed $seed: world, RL rows, direct and trial SFT rows"
+  # as many tools per catalogue as train tasks (capped under the 2628 names disjoint word halves allow): most training tools
+  # appear in one or two tasks, so a tool name cannot be learnt as the answer to a kind of question
   run "seed${seed}_data" "$PYTHON" -m verl_toolmaster.data.toyworld --out "$OUT/seed$seed/data" --seed "$seed" \
     --levels "$LEVELS" --train-tasks "$TRAIN_TASKS" --tools "$(( TRAIN_TASKS < 2600 ? TRAIN_TASKS : 2600 ))" \
     --test-tasks "$TEST_TASKS" --no-progress
