@@ -38,3 +38,14 @@ def tiny_tokenizer(tiny_model_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def smollm2_model_dir() -> Path:
+    """SmolLM2-135M-Instruct as an HF checkpoint (verl_toolmaster.smollm2), built once into the model cache (~30 s)."""
+    from verl_toolmaster import smollm2
+
+    try:
+        return smollm2.ensure()
+    except smollm2.SmolLM2Unavailable as e:  # scripts/setup.sh installs it; a bare venv may lack it
+        pytest.skip(f"SmolLM2 unavailable: {e}")
