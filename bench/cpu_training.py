@@ -1,0 +1,259 @@
+"""CPU training speed and memory for the real base model (SmolLM2-135M-Instruct), measured side by side in one run.
+
+    python bench/cpu_training.py                      # everything (about 25-40 minutes on 2 cores)
+    python bench/cpu_training.py --only plain         # the plain-PyTorch settings only
+    python bench/cpu_training.py --model DIR --steps 3
+
+What it measures, all on the same batch (``--batch`` ToyWorld trial-and-execution SFT rows rendered with the model's
+chat template, loss on the assistant tokens only):
+
+* plain PyTorch/HF SFT steps (forward, backward, AdamW) in these settings, each in a fresh process so its peak
+  resident memory is its own: ``fp32`` (full fine-tune, logits over the whole 49k vocabulary at every position),
+  ``fp32_loss_on_targets`` (the LM head and cross-entropy only at the positions that carry loss: the "chunked
+  loss" lever), ``bf16_autocast`` (bf16 matmuls on AVX512-BF16 / AMX, fp32 master weights), ``micro2``
+  (micro-batches of 2 with gradient accumulation), ``lora16`` (peft LoRA rank 16 on all linear layers: verl's
+  ``lora_rank``), ``no_padding`` (one row per micro-batch: verl's padding-free ``use_remove_padding`` analogue on
+  CPU, where sdpa has no varlen kernel);
+* verl's ``sft_trainer`` (CPU backend, FSDP2, the recipe's settings) on the same rows: seconds per step from two runs
+  of 1 and 1+N steps (start-up cancels out), against the plain ``fp32`` step -> ``sft_step_ratio_vs_plain``;
+* verl's ``main_ppo`` GRPO update (``timing_s/update_actor``, scripted rollouts of fixed length so both sides train
+  on the same token counts) against a plain policy-gradient update of the same shape -> ``grpo_update_ratio_vs_plain``;
+* the ``hfcpu`` rollout server against plain ``model.generate`` on the same concurrent requests ->
+  ``generate_ratio_vs_plain`` (times; lower is better, 1.0 = parity).
+
+Last line: one JSON object with these figures, ``peak_rss_gb`` of the chosen setting and every setting's
+``step_s``/``peak_rss_gb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PLAIN_SETTINGS = ("fp32", "fp32_loss_on_targets", "bf16_autocast", "micro2", "lora16", "no_padding")
+CHOSEN = "fp32_loss_on_targets"
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def toyworld_rows(out: Path, n: int, seed: int = 0) -> Path:
+    """ToyWorld data (world seed ``seed``) with at least ``n`` train tasks; returns its directory."""
+    if not (out / "sft_trial.parquet").is_file():
+        subprocess.run([sys.executable, "-m", "verl_toolmaster.data.toyworld", "--out", str(out), "--seed", str(seed),
+                        "--train-tasks", str(max(n, 16)), "--tools", str(max(n, 16)), "--test-tasks", "8", "--no-progress"],
+                       check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def tokenized_batch(model_dir: str, sft_parquet: Path, n: int) -> list[tuple[list[int], list[int]]]:
+    """(input_ids, labels) of the first ``n`` rows; labels are -100 outside assistant turns (as verl's SFT)."""
+    import pyarrow.parquet as pq
+    from transformers import AutoTokenizer
+
+    from verl_toolmaster.data.messages import decode_messages
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    rows = pq.read_table(sft_parquet).to_pylist()[:n]
+    out = []
+    for row in rows:
+        messages = decode_messages(row["messages"])
+        tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]
+        ids: list[int] = []
+        labels: list[int] = []
+        for i in range(len(messages)):
+            full = _ids(tok.apply_chat_template(messages[: i + 1], tools=tools, tokenize=True))
+            new = full[len(ids):]
+            ids += new
+            labels += new if messages[i]["role"] == "assistant" else [-100] * len(new)
+        out.append((ids, labels))
+    return out
+
+
+def _ids(x) -> list[int]:
+    return list(x["input_ids"] if hasattr(x, "keys") else x)
+
+
+# ------------------------------------------------------------------------------------------------ plain loop
+
+
+def plain_steps(model_dir: str, batch: list[tuple[list[int], list[int]]], setting: str, steps: int) -> dict:
+    """Median seconds of ``steps`` SFT steps (after one warm-up step) in ``setting``; runs in this process."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa")
+    model.train()
+    if setting == "lora16":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5)
+    pad = 0
+    micro = {"micro2": 2, "no_padding": 1}.get(setting, len(batch))
+    n_targets = sum(sum(1 for t in lab if t != -100) for _, lab in batch)
+
+    def micro_batches():
+        for i in range(0, len(batch), micro):
+            chunk = batch[i : i + micro]
+            width = max(len(ids) for ids, _ in chunk)
+            ids = torch.full((len(chunk), width), pad)
+            lab = torch.full((len(chunk), width), -100)
+            att = torch.zeros((len(chunk), width), dtype=torch.long)
+            for j, (x, y) in enumerate(chunk):
+                ids[j, : len(x)] = torch.tensor(x)
+                lab[j, : len(y)] = torch.tensor(y)
+                att[j, : len(x)] = 1
+            yield ids, lab, att
+
+    def loss_of(ids, lab, att):
+        if setting == "fp32_loss_on_targets":
+            hidden = model.model(input_ids=ids, attention_mask=att).last_hidden_state
+            shifted = lab[:, 1:]
+            keep = shifted != -100
+            logits = model.lm_head(hidden[:, :-1][keep])
+            return F.cross_entropy(logits.float(), shifted[keep], reduction="sum")
+        logits = model(input_ids=ids, attention_mask=att).logits
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), lab[:, 1:].flatten(), ignore_index=-100, reduction="sum")
+
+    def step() -> float:
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for ids, lab, att in micro_batches():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=setting == "bf16_autocast"):
+                loss = loss_of(ids, lab, att) / n_targets
+            loss.backward()
+            total += float(loss)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step.losses.append(total)
+        return time.perf_counter() - t0
+
+    step.losses = []
+    step()  # warm-up
+    times = [step() for _ in range(steps)]
+    return {"step_s": round(statistics.median(times), 3), "losses": [round(x, 4) for x in step.losses],
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+            "tokens": sum(len(ids) for ids, _ in batch), "target_tokens": n_targets}
+
+
+def run_child(args: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Run a command; (wall seconds, peak RSS in GB of its largest descendant)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:6])} ... failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, round(max(peak, before) / 2**20, 2)
+
+
+def plain_in_child(model_dir: str, data: Path, batch: int, setting: str, steps: int) -> dict:
+    cmd = [sys.executable, __file__, "--child-plain", setting, "--model", model_dir, "--data", str(data),
+           "--batch", str(batch), "--steps", str(steps)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"plain setting {setting} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------ verl sft
+
+
+def timed_cmd(cmd: list[str], env: dict, log: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS GB of the command and its waited-for descendants) of one command."""
+    rss_file = log.with_suffix(".rss")
+    t0 = time.perf_counter()
+    with open(log, "w") as f:
+        rc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *cmd], env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+    wall = time.perf_counter() - t0
+    if rc != 0:
+        raise SystemExit(f"{cmd[0]} ... failed ({rc}); see {log}:\n" + "".join(log.read_text().splitlines(True)[-30:]))
+    return wall, round(int(rss_file.read_text().split()[-1]) / 2**20, 2)
+
+
+def cpu_env() -> dict:
+    env = dict(os.environ, VERL_PLATFORM="cpu", TOKENIZERS_PARALLELISM="false", RAY_DEDUP_LOGS="0")
+    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))  # torchrun would set 1
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    return env
+
+
+def verl_sft_step(model_dir: str, data: Path, batch: int, steps: int, work: Path) -> dict:
+    """Seconds per ``sft_trainer`` step: (wall(1 + steps) - wall(1)) / steps, same rows and batch as the plain loop."""
+    rows = work / "sft_rows.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(pq.read_table(data).slice(0, batch), rows)
+    walls, peak = {}, 0.0
+    for n in (1, 1 + steps):
+        cmd = ["torchrun", "--standalone", "--nproc_per_node=1", "-m", "verl.trainer.sft_trainer",
+               "--config-path", str(REPO / "recipes/cpu"), "--config-name", "pipeline_sft",
+               f"model.path={model_dir}", f"data.train_files={rows}", "data.val_files=null",
+               f"data.train_batch_size={batch}", f"trainer.total_training_steps={n}",
+               f"trainer.default_local_dir={work / f'sft{n}'}", "checkpoint.save_contents=[model]", "trainer.logger=[console]"]
+        walls[n], rss = timed_cmd(cmd, cpu_env(), work / f"sft{n}.log")
+        peak = max(peak, rss)
+    return {"step_s": round((walls[1 + steps] - walls[1]) / steps, 3), "startup_s": round(walls[1], 1), "peak_rss_gb": peak}
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="HF model directory (default: the SmolLM2 build, made if missing)")
+    ap.add_argument("--batch", type=int, default=8, help="SFT rows per step (default 8)")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per setting (default 3)")
+    ap.add_argument("--only", choices=("plain", "sft", "grpo", "generate"), action="append", help="run only these parts")
+    ap.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
+    ap.add_argument("--child-plain", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.child_plain:
+        batch = tokenized_batch(args.model, args.data, args.batch)
+        print(json.dumps(plain_steps(args.model, batch, args.child_plain, args.steps)))
+        return
+
+    from verl_toolmaster import smollm2
+
+    model = args.model or str(smollm2.ensure())
+    work = args.work or Path(tempfile.mkdtemp(prefix="toolmaster_cpu_training_"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = toyworld_rows(work / "toyworld", args.batch) / "sft_trial.parquet"
+    parts = set(args.only or ("plain", "sft", "grpo", "generate"))
+    figures: dict = {"model": model, "batch": args.batch, "threads": int(cpu_env()["OMP_NUM_THREADS"])}
+    plain: dict = {}
+    if parts & {"plain", "sft", "grpo"}:
+        for setting in (PLAIN_SETTINGS if "plain" in parts else ("fp32",)):
+            plain[setting] = plain_in_child(model, data, args.batch, setting, args.steps)
+            print(f"plain {setting}: {plain[setting]}", file=sys.stderr)
+        figures["plain"] = plain
+        if CHOSEN in plain:
+            figures["chosen_setting"] = CHOSEN
+            figures["peak_rss_gb"] = plain[CHOSEN]["peak_rss_gb"]
+    if "sft" in parts:
+        sft = verl_sft_step(model, data, args.batch, args.steps, work)
+        print(f"verl sft_trainer: {sft}", file=sys.stderr)
+        figures["verl_sft"] = sft
+        figures["sft_step_ratio_vs_plain"] = round(sft["step_s"] / plain["fp32"]["step_s"], 3)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
