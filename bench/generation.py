@@ -1,12 +1,14 @@
 """Batched generation on CPU: the same concurrent requests through batch-1 ``generate``, the hfcpu server and the
 eval harness's HF policy, in one run.
 
-``python bench/generation.py [--model DIR | --tiny] [--requests 16] [--max-new-tokens 48] [--max-num-seqs 16]``
+``python bench/generation.py [--model DIR | --tiny] [--workload toyworld|toolhop] [--requests 16] [--max-new-tokens 48] [--max-num-seqs 16]``
 
-Requests: ``--requests`` agent-loop prompts at turns 1-4 of ToolHop dev rows (shared data): the protocol's system
-text with the row's tool schemas, the question, then 0-3 finished turns (a trial or execute reply with a call,
-and a tool response), so prompts have the lengths the agent loop sends (about 0.6k-1.4k SmolLM2 tokens).
-Every request is greedy with ``max_tokens=--max-new-tokens`` and stops at ``<|im_end|>``.
+Requests: ``--requests`` agent-loop prompts at turns 1-4: the system text, the tool schemas, the question, then
+0-3 finished turns (a trial or execute reply with a call, and a tool response). ``--workload toyworld`` (default)
+takes ToyWorld test tasks with their short system text, the lead's CPU workload (~150-400 SmolLM2 tokens);
+``--workload toolhop`` takes the shared ToolHop dev rows with the protocol's system text and their full tool
+schemas (~1.4k-3.2k tokens, where prefill dominates). Every request is greedy with
+``max_tokens=--max-new-tokens`` and stops at ``<|im_end|>``.
 
 (a) plain ``model.generate``, one request at a time, as the hfcpu server and ``--policy hf`` did before;
 (b) ``HFGenerateServer.generate`` (in-process, all requests at once through asyncio);
@@ -40,28 +42,60 @@ def shared_data() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
-def conversations(n: int) -> list[list[dict[str, str]]]:
-    """``n`` agent-loop conversations (system, user, then 0-3 finished turns), cycling over the ToolHop rows."""
-    from verl_toolmaster.protocol import system_prompt, turn_text
+def _turns(msgs: list[dict[str, Any]], tools: list[dict[str, Any]], k: int, args_of: Any) -> None:
+    """Append ``k`` finished turns (a trial, then executes, each with one call and its tool response)."""
+    from verl_toolmaster.protocol import turn_text
+
+    for j in range(k):
+        tool = tools[j % len(tools)]
+        phase = "trial" if j == 0 else "execute"
+        msgs.append({"role": "assistant", "content": turn_text(phase, f"check what {tool['name']} returns", [{"name": tool["name"], "arguments": args_of(tool, j)}])})
+        msgs.append({"role": "tool", "content": json.dumps({"result": f"{tool['name']} answered call {j + 1}"})})
+
+
+def toyworld_conversations(n: int) -> tuple[list[list[dict[str, Any]]], list[list[dict[str, Any]]]]:
+    """``n`` ToyWorld test tasks (the lead's CPU runs) at turns 1-4: (conversations, each one's tool schemas)."""
+    from verl_toolmaster.data import toyworld
+
+    world = toyworld.build_world(0)
+    convs, tools_of = [], []
+    for i, task in enumerate(toyworld.make_tasks(world, "test", n, (1, 2))):
+        tools = [t["function"] if "function" in t else t for t in task.env["tools"]]
+        msgs = [{"role": "system", "content": toyworld.system_text("on")}, {"role": "user", "content": task.query}]
+        _turns(msgs, tools, i % 4, lambda tool, j: task.gold[0][0][0]["arguments"])
+        convs.append(msgs)
+        tools_of.append([{"type": "function", "function": t} for t in tools])
+    return convs, tools_of
+
+
+def toolhop_conversations(n: int) -> tuple[list[list[dict[str, Any]]], list[list[dict[str, Any]]]]:
+    """``n`` ToolHop dev rows (shared data) at turns 1-4 with the protocol's system text and full tool schemas."""
+    from verl_toolmaster.protocol import system_prompt
 
     path = shared_data() / TOOLHOP
     if not path.is_file():
         raise SystemExit(f"error: {path} not found (set TOOLMASTER_SHARED_DATA)")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    convs = []
+    convs, tools_of = [], []
     for i in range(n):
         row = rows[i % len(rows)]
         tools = list(row["tools"].values())
-        system = system_prompt("on") + "\n\n# Tools\n" + "\n".join(json.dumps({"type": "function", "function": t}) for t in tools)
-        msgs = [{"role": "system", "content": system}, {"role": "user", "content": row["question"]}]
-        for k in range(i % 4):
-            tool = tools[k % len(tools)]
-            args = {p: f"value {k}" for p in list(tool.get("parameters", {}).get("properties", {}))[:2]}
-            phase = "trial" if k == 0 else "execute"
-            msgs.append({"role": "assistant", "content": turn_text(phase, f"call {tool['name']} to learn step {k + 1}", [{"name": tool["name"], "arguments": args}])})
-            msgs.append({"role": "tool", "content": json.dumps({"result": f"{tool['name']} answered for step {k + 1}", "details": tool["description"]})})
+        msgs = [{"role": "system", "content": system_prompt("on")}, {"role": "user", "content": row["question"]}]
+        _turns(msgs, tools, i % 4, lambda tool, j: {q: f"value {j}" for q in list(tool.get("parameters", {}).get("properties", {}))[:2]})
         convs.append(msgs)
-    return convs
+        tools_of.append([{"type": "function", "function": t} for t in tools])
+    return convs, tools_of
+
+
+def encode(tok: Any, conv: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[int]:
+    """The prompt ids as the agent loop builds them; a chat template that ignores ``tools`` (SmolLM2's) gets the
+    schemas appended to the system text instead, so every model sees them."""
+    ids = tok.apply_chat_template(conv, tools=tools, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    bare = tok.apply_chat_template(conv, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    if list(ids) == list(bare):
+        conv = [{**conv[0], "content": conv[0]["content"] + "\n\n# Tools\n" + "\n".join(json.dumps(t) for t in tools)}] + conv[1:]
+        ids = tok.apply_chat_template(conv, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    return list(ids)
 
 
 def model_dir(args: argparse.Namespace, tmp: str) -> str:
@@ -109,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="HF checkpoint directory (default: $TOOLMASTER_SMOLLM2_DIR)")
     p.add_argument("--tiny", action="store_true", help="the offline tiny model instead (fast; speeds mean nothing)")
+    p.add_argument("--workload", choices=("toyworld", "toolhop"), default="toyworld",
+                   help="toyworld: ToyWorld test tasks, short prompts (default; the CPU runs' workload); toolhop: ToolHop rows with full tool schemas, long prompts")
     p.add_argument("--requests", type=int, default=16, help="concurrent requests (default: 16)")
     p.add_argument("--max-new-tokens", type=int, default=48, help="max_tokens of every request (default: 48)")
     p.add_argument("--max-num-seqs", type=int, default=16, help="rows decoded together by (b) and (c) (default: 16)")
@@ -127,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         path = model_dir(args, tmp)
         tok = AutoTokenizer.from_pretrained(path)
         stop = [tok.convert_tokens_to_ids("<|im_end|>")]
-        prompts = [list(tok.apply_chat_template(c, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
-                   for c in conversations(args.requests)]
+        convs, tools_of = (toyworld_conversations if args.workload == "toyworld" else toolhop_conversations)(args.requests)
+        prompts = [encode(tok, c, t) for c, t in zip(convs, tools_of)]
         lengths = sorted(len(x) for x in prompts)
         print(f"{len(prompts)} prompts, {lengths[0]}-{lengths[-1]} tokens (median {lengths[len(lengths) // 2]}), model {path}", file=sys.stderr)
         params = {"temperature": 0.0, "top_p": 1.0, "top_k": -1, "max_tokens": args.max_new_tokens, "stop_token_ids": stop, "logprobs": True}
@@ -169,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "greedy_equal_hfcpu": sum(a == b for a, b in zip(ref, out_b)),
         "greedy_equal_eval_hf": sum(a == c for a, c in zip(ref, out_c)),
         "requests": n,
+        "workload": args.workload,
         "prompt_tokens": {"min": lengths[0], "median": lengths[n // 2], "max": lengths[-1], "total": sum(lengths)},
         "max_new_tokens": args.max_new_tokens,
         "max_num_seqs": args.max_num_seqs,
