@@ -15,7 +15,8 @@ schemas (~1.4k-3.2k tokens, where prefill dominates). Every request is greedy wi
 (c) ``HFPolicy.generate`` (the same).
 (a) runs on half of the requests before (b) and (c) and on the other half after them, so load changes on a
 shared machine hit both sides. Speedup = (a)'s seconds per request / (b)'s or (c)'s (wall time / requests).
-Greedy outputs of (b) and (c) are compared with (a)'s, request by request.
+Greedy outputs of (b) and (c) are compared with (a)'s, request by request. ``--transformers-cb`` also runs
+transformers' own continuous batching (``generate_batch``) on the same requests, after (c).
 
 Model: ``--model`` (an HF checkpoint directory), else ``$TOOLMASTER_SMOLLM2_DIR``; ``--tiny`` uses the offline
 tiny model instead (fast, meaningless speeds). The last line is one JSON object.
@@ -139,6 +140,20 @@ def concurrently(server: Any, prompts: list[list[int]], params: dict[str, Any]) 
     return [list(o.token_ids) for o in outs], time.perf_counter() - start
 
 
+def transformers_cb(path: str, prompts: list[list[int]], max_new: int, stop: list[int]) -> tuple[list[list[int]], float]:
+    """transformers' own continuous batching (``generate_batch``, greedy) on its own model copy; (replies, seconds)."""
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa").eval()
+    cfg = GenerationConfig(max_new_tokens=max_new, do_sample=False, eos_token_id=stop, pad_token_id=stop[0])
+    model.generate_batch(inputs=prompts[:1], generation_config=cfg, progress_bar=False)  # warm-up, untimed
+    start = time.perf_counter()
+    res = model.generate_batch(inputs=prompts, generation_config=cfg, progress_bar=False)
+    took = time.perf_counter() - start
+    return [list(r.generated_tokens) for r in res.values()], took
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="HF checkpoint directory (default: $TOOLMASTER_SMOLLM2_DIR)")
@@ -149,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=48, help="max_tokens of every request (default: 48)")
     p.add_argument("--max-num-seqs", type=int, default=16, help="rows decoded together by (b) and (c) (default: 16)")
     p.add_argument("--max-batch-tokens", type=int, default=None, help="padded KV-cache bound of (b) and (c) (default: the engine's)")
+    p.add_argument("--transformers-cb", action="store_true", help="also run transformers' continuous batching (generate_batch) between the batched paths")
     args = p.parse_args(argv)
 
     import torch
@@ -187,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         ref_a, t_a1 = batch1(model, prompts[:half], args.max_new_tokens, stop)
         out_b, t_b = concurrently(server, prompts, params)
         out_c, t_c = concurrently(policy, prompts, params)
+        out_cb, t_cb = transformers_cb(path, prompts, args.max_new_tokens, stop) if args.transformers_cb else (None, None)
         ref_b, t_a2 = batch1(model, prompts[half:], args.max_new_tokens, stop)
         ref = ref_a + ref_b
         t_a = t_a1 + t_a2
@@ -213,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         "model": "tiny" if args.tiny else path,
         "torch_threads": torch.get_num_threads(),
     }
+    if out_cb is not None:
+        result["transformers_cb_speedup_vs_batch1"] = round(per_req["batch1"] / (t_cb / n), 2)
+        result["transformers_cb_tokens_per_s"] = round(sum(map(len, out_cb)) / t_cb, 2)
+        result["greedy_equal_transformers_cb"] = sum(a == b for a, b in zip(ref, out_cb))
+        result["s_per_request"]["transformers_cb"] = round(t_cb / n, 3)
     print(json.dumps(result))
     return 0
 
