@@ -144,10 +144,10 @@ class _Batch:
     def keep(self, keep: list[int]) -> None:
         """Keep only the rows ``keep``; drop the pad columns every kept row shares."""
         if not keep:
-            self.__init__()
+            self.reqs, self.pads, self.layers, self.n = [], [], [], 0
             return
         cut = min(self.pads[j] for j in keep)
-        index = torch.tensor(keep)
+        index = torch.tensor(keep, device=self.layers[0]._k.device)
         self.layers = [
             _PaddedLayer(l._k.index_select(0, index)[:, :, cut:].contiguous(), l._v.index_select(0, index)[:, :, cut:].contiguous(), self.n - cut)
             for l in self.layers
@@ -158,9 +158,6 @@ class _Batch:
 
     def cache(self) -> Cache:
         return Cache(layers=list(self.layers))
-
-    def padded_tokens(self) -> int:
-        return len(self.reqs) * self.n
 
 
 class BatchGenerator:
@@ -272,8 +269,8 @@ class BatchGenerator:
                 kv = self._prefill(req)
                 if req.done():
                     early.append(req)
-                else:
-                    batch.add(req, kv, headroom=req.max_new_tokens)
+                else:  # room for the longest remaining reply, so decode steps rarely regrow the buffers
+                    batch.add(req, kv, headroom=max(r.max_new_tokens - len(r.token_ids) for r in batch.reqs + [req]))
             if batch.reqs:
                 self.stats["max_rows"] = max(self.stats["max_rows"], len(batch.reqs))
                 self._decode(batch)
