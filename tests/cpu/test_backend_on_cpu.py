@@ -159,3 +159,41 @@ def test_scripted_mode_replays_turns_with_real_logprobs(tiny_model_dir, tiny_tok
     out2 = asyncio.run(srv.generate(prompt_ids=tiny_tokenizer.encode(second, add_special_tokens=False),
                                     sampling_params={"temperature": 1.0}))
     assert tiny_tokenizer.decode(out2.token_ids) == "<answer>5</answer><|im_end|>"
+
+
+def test_batching_settings_come_from_the_recipe_and_reach_the_server(tiny_model_dir):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from verl_toolmaster.cpu.rollout import HFGenerateServer, batching_settings
+    from verl_toolmaster.generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS
+
+    recipes = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "cpu")
+    with initialize_config_dir(config_dir=os.path.abspath(recipes), version_base=None):
+        cfg = compose("grpo_tiny", overrides=["actor_rollout_ref.rollout.custom.hfcpu.max_num_seqs=5"])
+    custom = OmegaConf.to_container(cfg.actor_rollout_ref.rollout.custom, resolve=True)
+    assert custom["toolmaster"]["trial_mode"] == "on"  # the recipe's own section survives the merge
+    assert batching_settings(custom) == {"max_num_seqs": 5, "max_batch_tokens": DEFAULT_MAX_BATCH_TOKENS}
+    assert batching_settings(None) == {"max_num_seqs": DEFAULT_MAX_NUM_SEQS, "max_batch_tokens": DEFAULT_MAX_BATCH_TOKENS}
+    with pytest.raises(ValueError, match="unknown keys"):
+        batching_settings({"hfcpu": {"max_num_seq": 4}})
+    srv = HFGenerateServer(str(tiny_model_dir), prompt_length=64, response_length=16, **batching_settings(custom))
+    assert srv.engine.max_num_seqs == 5
+
+
+def test_hf_server_serves_concurrent_requests_together(server, tiny_tokenizer):
+    prompts = [tiny_tokenizer.encode(f"<|im_start|>user\nq{i}<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False) for i in range(6)]
+
+    async def main():
+        return await asyncio.gather(*[server.generate(prompt_ids=p, sampling_params={"temperature": 0.0, "max_tokens": 8})
+                                      for p in prompts])
+
+    outs = asyncio.run(main())
+    assert server.engine.stats["max_rows"] == 6  # the module's other tests send one request at a time
+    for p, out in zip(prompts, outs):
+        x = torch.tensor([p])
+        with torch.no_grad():
+            ref = server.model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=8, do_sample=False,
+                                        eos_token_id=server.eos_ids, pad_token_id=server.pad_id)[0, len(p):].tolist()
+        cut = next((i + 1 for i, t in enumerate(ref) if t in server.eos_ids), len(ref))
+        assert out.token_ids == ref[:cut]

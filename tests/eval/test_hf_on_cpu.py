@@ -11,7 +11,8 @@ def test_hf_tiny_model_completes_on_shared_toolhop_rows_and_writes_all_outputs(p
     parquet = prepared("toolhop")
     out = tmp_path / "out"
     run = run_cli(capsys, parquet, out, "--policy", "hf", "--model", str(tiny_model_dir), "--device", "cpu",
-                  "--response-length", "128", "--max-tokens-per-turn", "24", "--concurrency", "2")
+                  "--response-length", "128", "--max-tokens-per-turn", "24", "--concurrency", "2",
+                  "--hf-max-num-seqs", "2")
     assert run.code == 0, run.stderr
     for name in ("trajectories.jsonl", "metrics.json", "report.html", "run.json"):
         assert (out / name).is_file(), name
@@ -26,6 +27,7 @@ def test_hf_tiny_model_completes_on_shared_toolhop_rows_and_writes_all_outputs(p
     assert metrics["verl"]["val-core/toolhop/acc/mean@1"] == metrics["by_source"]["toolhop"]["acc"]
     run_json = json.loads((out / "run.json").read_text())
     assert run_json["policy"] == "hf" and run_json["model"] == str(tiny_model_dir) and run_json["device"] == "cpu"
+    assert run_json["max_num_seqs"] == 2  # the flag reached the batching engine
     for t in trajs:
         # the sampled text is the model's own: every assistant turn was generated (mask 1), observations not
         assert t["response_tokens"] <= 128 and t["num_turns"] >= 2

@@ -1,10 +1,11 @@
-"""``hfcpu``: a rollout backend for verl that serves token-in/token-out generation with HF ``generate`` on CPU.
+"""``hfcpu``: a rollout backend for verl that serves token-in/token-out generation with an HF model on CPU.
 
 Three pieces, mirroring verl's vLLM backend:
 * :class:`HFGenerateServer`, a Ray actor holding the model; ``generate`` returns verl's ``TokenOutput``;
+  concurrent requests are decoded together by the shared :class:`~verl_toolmaster.generation.batcher.BatchGenerator`;
 * :class:`HFCPUReplica`, the ``RolloutReplica`` that launches one server per replica;
 * :class:`HFCPUServerAdapter`, the ``BaseRollout`` living in the actor worker that pushes updated weights.
-Only for tiny models: one request at a time, no KV-cache reuse across turns, full state dict per sync.
+No KV-cache reuse across turns, full state dict per sync.
 
 Scripted mode, for deterministic multi-turn end-to-end tests: with ``TOOLMASTER_HFCPU_SCRIPT=<file.json>``
 (``{"turns": [text, ...]}``) the server answers the k-th assistant turn of every conversation with the k-th
@@ -24,11 +25,25 @@ import ray
 import torch
 
 from .. import compat
+from ..generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS
+from ..generation.batcher import BatchGenerator, Sampling
 
 logger = logging.getLogger(__name__)
 
 ROLLOUT_NAME = "hfcpu"
 SCRIPT_ENV = "TOOLMASTER_HFCPU_SCRIPT"
+
+
+def batching_settings(custom: dict[str, Any] | None) -> dict[str, int]:
+    """``max_num_seqs`` / ``max_batch_tokens`` of the server from ``actor_rollout_ref.rollout.custom.hfcpu``."""
+    section = dict((custom or {}).get("hfcpu") or {})
+    unknown = set(section) - {"max_num_seqs", "max_batch_tokens"}
+    if unknown:
+        raise ValueError(f"actor_rollout_ref.rollout.custom.hfcpu: unknown keys {sorted(unknown)} (known: max_num_seqs, max_batch_tokens)")
+    return {
+        "max_num_seqs": int(section.get("max_num_seqs") or DEFAULT_MAX_NUM_SEQS),
+        "max_batch_tokens": int(section.get("max_batch_tokens") or DEFAULT_MAX_BATCH_TOKENS),
+    }
 
 
 def server_actor_name(replica_rank: int) -> str:
@@ -38,7 +53,8 @@ def server_actor_name(replica_rank: int) -> str:
 class HFGenerateServer:
     """Holds a causal LM and answers ``generate`` calls from verl's LLM server client."""
 
-    def __init__(self, model_path: str, prompt_length: int, response_length: int, max_model_len: int | None = None):
+    def __init__(self, model_path: str, prompt_length: int, response_length: int, max_model_len: int | None = None,
+                 max_num_seqs: int = DEFAULT_MAX_NUM_SEQS, max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS):
         from transformers import AutoModelForCausalLM, GenerationConfig
 
         self.model = AutoModelForCausalLM.from_pretrained(
@@ -52,7 +68,7 @@ class HFGenerateServer:
         self.response_length = response_length
         self.max_model_len = max_model_len or (prompt_length + response_length)
         self.global_steps: int | None = None
-        self._lock = asyncio.Lock()
+        self.engine = BatchGenerator(self.model, max_num_seqs=max_num_seqs, max_batch_tokens=max_batch_tokens)
         self.script: list[list[int]] | None = None
         if os.environ.get(SCRIPT_ENV):
             self._load_script(model_path, os.environ[SCRIPT_ENV])
@@ -88,11 +104,13 @@ class HFGenerateServer:
             max_tokens = min(self.response_length, self.prompt_length + self.response_length - len(prompt_ids))
         max_tokens = max(1, min(int(max_tokens), room))
         stop_ids = self.eos_ids + [int(t) for t in params.get("stop_token_ids") or []]
-        async with self._lock:
-            if self.script is not None:
-                token_ids, log_probs = await asyncio.to_thread(self._scripted, list(prompt_ids), params, max_tokens)
-            else:
-                token_ids, log_probs = await asyncio.to_thread(self._generate, list(prompt_ids), params, max_tokens, stop_ids)
+        if self.script is not None:
+            token_ids, log_probs = await asyncio.to_thread(self._scripted, list(prompt_ids), params, max_tokens)
+        else:
+            gen = await self.engine.generate(
+                list(prompt_ids), max_new_tokens=max_tokens, stop_ids=stop_ids, sampling=Sampling.from_params(params)
+            )
+            token_ids, log_probs = gen.token_ids, gen.log_probs
         return compat.TokenOutput(
             token_ids=token_ids,
             log_probs=log_probs,
@@ -100,44 +118,6 @@ class HFGenerateServer:
             num_preempted=0,
             extra_fields={"global_steps": self.global_steps},
         )
-
-    @torch.no_grad()
-    def _generate(self, prompt_ids: list[int], params: dict, max_tokens: int, stop_ids: list[int]):
-        temperature = float(params.get("temperature", 1.0) or 0.0)
-        top_p = float(params.get("top_p", 1.0) or 1.0)
-        top_k = int(params.get("top_k", -1) or -1)
-        kwargs: dict[str, Any] = {"do_sample": temperature > 0}
-        if temperature > 0:
-            kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k if top_k > 0 else None)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        rep = params.get("repetition_penalty")
-        if rep is not None and float(rep) != 1.0:
-            kwargs["repetition_penalty"] = float(rep)
-        input_ids = torch.tensor([prompt_ids], dtype=torch.long)
-        out = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=max_tokens,
-            eos_token_id=stop_ids,
-            pad_token_id=self.pad_id,
-            output_logits=True,
-            return_dict_in_generate=True,
-            **kwargs,
-        )
-        new = out.sequences[0, len(prompt_ids):].tolist()
-        cut = len(new)
-        for i, tok in enumerate(new):
-            if tok in stop_ids:
-                cut = i + 1
-                break
-        new = new[:cut]
-        # Log-probs as verl's actor recomputes them: log_softmax(logits / T) of the sampled token.
-        scale = temperature if temperature > 0 else 1.0
-        log_probs = [
-            torch.log_softmax(logits[0].float() / scale, dim=-1)[tok].item() for logits, tok in zip(out.logits, new)
-        ]
-        return new, log_probs
 
     @torch.no_grad()
     def _scripted(self, prompt_ids: list[int], params: dict, max_tokens: int):
@@ -148,12 +128,14 @@ class HFGenerateServer:
         turn = self.script[min(max(n - 1, 0), len(self.script) - 1)][:max_tokens]
         temperature = float(params.get("temperature", 1.0) or 0.0)
         scale = temperature if temperature > 0 else 1.0
-        logits = self.model(torch.tensor([prompt_ids + turn])).logits[0, len(prompt_ids) - 1 : -1].float() / scale
+        with self.engine.exclusive() as model:
+            logits = model(torch.tensor([prompt_ids + turn])).logits[0, len(prompt_ids) - 1 : -1].float() / scale
         log_probs = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(turn)[:, None])[:, 0].tolist()
         return turn, log_probs
 
     def load_weights(self, state_dict: dict[str, torch.Tensor], global_steps: int | None = None) -> int:
-        missing, unexpected = self.model.load_state_dict(state_dict, strict=False)
+        with self.engine.exclusive() as model:  # between two decode steps of the batch
+            missing, unexpected = model.load_state_dict(state_dict, strict=False)
         real_missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied to the embeddings
         if real_missing or unexpected:
             raise RuntimeError(f"weight sync mismatch: missing={real_missing[:5]} unexpected={unexpected[:5]}")
@@ -193,6 +175,7 @@ class HFCPUReplica(compat.RolloutReplica):
                 prompt_length=self.config.prompt_length,
                 response_length=self.config.response_length,
                 max_model_len=self.config.max_model_len,
+                **batching_settings(self.config.custom),
             )
         )
         self.servers = [server]

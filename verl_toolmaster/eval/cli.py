@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from ..generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS
 from .options import DEFAULT_OPENAI_EXTRA_BODY, DEFAULT_PROMPT_LENGTH, DEFAULT_RESPONSE_LENGTH, EvalOptions, OptionsError, default_cache_dir
 
 DESCRIPTION = (
@@ -53,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-retries", type=int, default=2, help="openai: retries on connection errors, timeouts, 429 and 5xx before the run stops (default: 2)")
     g.add_argument("--device", default="auto", help="hf: torch device, e.g. cpu, cuda, cuda:1 (default: auto = cuda when available)")
     g.add_argument("--dtype", default="auto", help="hf: torch dtype, e.g. float32, bfloat16 (default: auto = bfloat16 on cuda, float32 on cpu)")
+    g.add_argument("--hf-max-num-seqs", type=int, default=DEFAULT_MAX_NUM_SEQS,
+                   help=f"hf: turns of concurrent rows decoded together (default: {DEFAULT_MAX_NUM_SEQS}); raise --concurrency to fill the batch")
+    g.add_argument("--hf-max-batch-tokens", type=int, default=DEFAULT_MAX_BATCH_TOKENS,
+                   help=f"hf: padded KV cache, rows x longest row in tokens, a new turn may grow the batch to (default: {DEFAULT_MAX_BATCH_TOKENS})")
 
     g = p.add_argument_group("rollout (the same agent loop as training)")
     g.add_argument("--trial-mode", choices=("on", "off"), help="override the loop's trial_mode for A/B runs (default: the config's, 'on')")
@@ -103,6 +108,7 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
         data=list(args.data), out=args.out, policy=args.policy, model=args.model, tokenizer=args.tokenizer,
         base_url=args.base_url, api_key_env=args.api_key_env, prompt_format=args.prompt_format, openai_extra_body=extra_body,
         request_timeout_s=args.request_timeout, max_retries=args.max_retries, device=args.device, dtype=args.dtype,
+        hf_max_num_seqs=args.hf_max_num_seqs, hf_max_batch_tokens=args.hf_max_batch_tokens,
         ids=_ids(args.ids), limit=args.limit, concurrency=args.concurrency, trial_mode=args.trial_mode,
         system_prompt=args.system_prompt, prompt_length=args.prompt_length, response_length=args.response_length,
         max_tokens_per_turn=args.max_tokens_per_turn, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS
+
 POLICIES = ("gold", "hf", "openai")
 SYSTEM_PROMPT_MODES = ("auto", "row", "default")
 PROMPT_FORMATS = ("ids", "text")
@@ -57,6 +59,8 @@ class EvalOptions:
     max_retries: int = 2  # openai: the client's retries on connection errors, 429 and 5xx before the run stops
     device: str = "auto"  # hf: torch device ("auto": cuda when available, else cpu)
     dtype: str = "auto"  # hf: torch dtype name ("auto": bfloat16 on cuda, float32 on cpu)
+    hf_max_num_seqs: int = DEFAULT_MAX_NUM_SEQS  # hf: turns decoded together (also bounded by concurrency)
+    hf_max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS  # hf: padded KV cache (rows x longest row) a new turn may grow the batch to
     ids: list[str] | None = None  # only these row ids (extra_info.task_id), in data order
     limit: int | None = None  # at most this many rows (after --ids), in data order
     concurrency: int = 4  # rows in flight at once
@@ -111,7 +115,8 @@ class EvalOptions:
             raise OptionsError(f"--system-prompt must be one of {SYSTEM_PROMPT_MODES}, got {self.system_prompt!r}")
         if self.trial_mode not in (None, "on", "off"):
             raise OptionsError(f"--trial-mode must be on or off, got {self.trial_mode!r}")
-        for name in ("concurrency", "limit", "prompt_length", "response_length", "max_tokens_per_turn", "report_max_trajectories"):
+        for name in ("concurrency", "limit", "prompt_length", "response_length", "max_tokens_per_turn", "report_max_trajectories",
+                     "hf_max_num_seqs", "hf_max_batch_tokens"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise OptionsError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")

@@ -18,6 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS
+from ..generation.batcher import BatchGenerator, Sampling
 from ..protocol.tags import DEFAULT_STOP_STRINGS
 from .rows import Row
 
@@ -99,25 +101,30 @@ class HFPolicy:
     """``--policy hf``: a local transformers causal LM, one ``generate`` call per assistant turn.
 
     The loop hands over the exact prompt ids (chat template applied by verl's token builder); the reply runs
-    until an end-of-turn token of the chat template or the loop's ``max_tokens``. Requests are served one at a
-    time (``model.generate`` in a worker thread), so concurrent rows overlap their tool calls, not generation.
+    until an end-of-turn token of the chat template or the loop's ``max_tokens``. The turns of concurrent rows
+    are decoded together by the shared :class:`~verl_toolmaster.generation.batcher.BatchGenerator` (at most
+    ``max_num_seqs`` at once), so ``--concurrency`` is also the largest batch.
     """
 
     name = "hf"
 
-    def __init__(self, model_path: str, tokenizer: Any, hf_model_type: str | None, tokenizer_path: str, device: str = "auto", dtype: str = "auto"):
+    def __init__(self, model_path: str, tokenizer: Any, hf_model_type: str | None, tokenizer_path: str, device: str = "auto", dtype: str = "auto",
+                 max_num_seqs: int = DEFAULT_MAX_NUM_SEQS, max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS):
         self.model_path = model_path
         self.tokenizer = tokenizer
         self.hf_model_type = hf_model_type
         self.tokenizer_path = tokenizer_path
         self.device_name = device
         self.dtype_name = dtype
+        self.max_num_seqs = max_num_seqs
+        self.max_batch_tokens = max_batch_tokens
         self.model: Any = None
+        self.engine: BatchGenerator | None = None
         self.stop_ids: list[int] = []
-        self._lock = asyncio.Lock()
 
     def describe(self) -> dict[str, Any]:
-        return {"policy": self.name, "model": str(self.model_path), "tokenizer": self.tokenizer_path, "device": self.device_name, "dtype": self.dtype_name}
+        return {"policy": self.name, "model": str(self.model_path), "tokenizer": self.tokenizer_path, "device": self.device_name, "dtype": self.dtype_name,
+                "max_num_seqs": self.max_num_seqs, "max_batch_tokens": self.max_batch_tokens}
 
     def skip_reason(self, row: Row) -> str | None:
         return None
@@ -150,48 +157,22 @@ class HFPolicy:
         self.stop_ids = stop_token_ids(self.tokenizer, getattr(self.model.generation_config, "eos_token_id", None))
         if not self.stop_ids:
             raise PolicyError(f"{self.model_path}: no end-of-turn token (eos) known; generation could not stop")
+        self.engine = BatchGenerator(self.model, max_num_seqs=self.max_num_seqs, max_batch_tokens=self.max_batch_tokens)
 
     async def generate(self, request_id: str, *, prompt_ids: list[int], sampling_params: dict[str, Any], **kw: Any) -> Any:
         from .. import compat
 
         max_tokens = int(sampling_params.get("max_tokens") or 1)
-        async with self._lock:
-            try:
-                ids = await asyncio.to_thread(self._generate, list(prompt_ids), sampling_params, max_tokens)
-            except Exception as e:  # noqa: BLE001 - a model that fails once fails for every row
-                raise PolicyError(f"generation failed on {self.model_path}: {type(e).__name__}: {e}") from e
-        stopped = bool(ids) and ids[-1] in self.stop_ids
-        return compat.TokenOutput(token_ids=ids, log_probs=None, stop_reason="completed" if stopped else "length", num_preempted=0)
-
-    def _generate(self, prompt_ids: list[int], params: dict[str, Any], max_tokens: int) -> list[int]:
-        import torch
-
-        temperature = float(params.get("temperature") or 0.0)
-        kwargs: dict[str, Any] = {"do_sample": temperature > 0}
-        if temperature > 0:
-            top_k = int(params.get("top_k") or -1)
-            kwargs.update(temperature=temperature, top_p=float(params.get("top_p") or 1.0), top_k=top_k if top_k > 0 else None)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.model.device)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.stop_ids[0]
-        with torch.no_grad():
-            out = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                max_new_tokens=max_tokens,
-                eos_token_id=self.stop_ids,
-                pad_token_id=pad,
-                **kwargs,
-            )
-        new = out[0, len(prompt_ids) :].tolist()
-        for i, tok in enumerate(new):  # cut after the first end-of-turn token (generate pads finished rows)
-            if tok in self.stop_ids:
-                return new[: i + 1]
-        return new
+        try:
+            gen = await self.engine.generate(list(prompt_ids), max_new_tokens=max_tokens, stop_ids=self.stop_ids,
+                                             sampling=Sampling.from_params(sampling_params))
+        except Exception as e:  # noqa: BLE001 - a model that fails once fails for every row
+            raise PolicyError(f"generation failed on {self.model_path}: {type(e).__name__}: {e}") from e
+        log_probs = gen.log_probs if sampling_params.get("logprobs") else None
+        return compat.TokenOutput(token_ids=gen.token_ids, log_probs=log_probs, stop_reason="completed" if gen.stopped else "length", num_preempted=0)
 
     async def close(self) -> None:
-        self.model = None
+        self.model = self.engine = None
 
 
 # ---------------------------------------------------------------------------------------------- openai
