@@ -211,6 +211,125 @@ def verl_sft_step(model_dir: str, data: Path, batch: int, steps: int, work: Path
     return {"step_s": round((walls[1 + steps] - walls[1]) / steps, 3), "startup_s": round(walls[1], 1), "peak_rss_gb": peak}
 
 
+# ------------------------------------------------------------------------------------------------ verl grpo
+
+# A task whose tool is fixed, so scripted rollouts (trial call, execute call, answer) run it for real in every row.
+_ADD = {"type": "function", "function": {"name": "add", "description": "Add two integers.", "parameters": {
+    "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}}}
+_TURNS = ['<trial>Probe add.</trial>\n<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 1}}\n</tool_call><|im_end|>',
+          '<execute>Add them.</execute>\n<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call><|im_end|>',
+          "<answer>5</answer><|im_end|>"]
+
+
+def verl_grpo_update(model_dir: str, work: Path, steps: int) -> dict:
+    """``timing_s/update_actor`` of ``main_ppo`` (recipes/cpu/pipeline_grpo.yaml, scripted rollouts) and the shape
+    of the batch it trained on (sequences, mean prompt and response tokens)."""
+    from verl_toolmaster.data.sft import write_rl_parquet
+    from verl_toolmaster.data.task import Task, rl_row
+    from verl_toolmaster.protocol import system_prompt
+    from verl_toolmaster.verl_logs import parse_steps
+
+    tasks = [Task(id=f"add-{i}", source="toolhop", query="What is 2 + 3? Use the tools.",
+                  env={"kind": "python", "tools": [_ADD], "code": {"add": "def add(a, b):\n    return a + b\n"}},
+                  ground_truth={"answer": "5", "answer_type": "number", "sub_answers": {}}) for i in range(16)]
+    data = work / "grpo_rows.parquet"
+    write_rl_parquet([rl_row(t, i, system_prompt("on")) for i, t in enumerate(tasks)], data)
+    script = work / "grpo_script.json"
+    script.write_text(json.dumps({"turns": _TURNS}))
+    cmd = [sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(REPO / "recipes/cpu"), "--config-name", "pipeline_grpo",
+           f"actor_rollout_ref.model.path={model_dir}", f"data.train_files={data}", f"data.val_files={data}",
+           f"trainer.total_training_steps={1 + steps}", f"trainer.default_local_dir={work / 'grpo'}", "trainer.logger=[console]"]
+    log = work / "grpo.log"
+    timed_cmd(cmd, dict(cpu_env(), TOOLMASTER_HFCPU_SCRIPT=str(script)), log)
+    metrics = parse_steps(log.read_text())
+    timed = [metrics[k] for k in sorted(metrics)[1:]]  # step 1 carries one-off warm-up
+    if not timed:
+        raise SystemExit(f"main_ppo printed no step metrics; see {log}")
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(REPO / "recipes/cpu/pipeline_grpo.yaml")
+    return {"update_s": round(statistics.median(m["timing_s/update_actor"] for m in timed), 3),
+            "step_s": round(statistics.median(m["timing_s/step"] for m in timed), 3),
+            "sequences": int(cfg.data.train_batch_size * cfg.actor_rollout_ref.rollout.n),
+            "micro_batch": int(cfg.actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu),
+            "prompt_tokens": round(statistics.mean(m["prompt_length/mean"] for m in timed)),
+            "response_tokens": round(statistics.mean(m["response_length/mean"] for m in timed))}
+
+
+def plain_grpo_update(model_dir: str, shape: dict, steps: int) -> dict:
+    """A plain PyTorch clipped policy-gradient update of the same shape (sequences x (prompt + response) tokens,
+    the same micro-batches, one AdamW step): the work verl's update_actor does, without verl."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa").train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    n, micro, lp, lr_ = shape["sequences"], shape["micro_batch"], shape["prompt_tokens"], shape["response_tokens"]
+    ids = torch.randint(100, 40000, (n, lp + lr_))
+    adv = torch.randn(n)
+
+    def step() -> float:
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        for i in range(0, n, micro):
+            x = ids[i : i + micro]
+            logits = model(input_ids=x).logits[:, lp - 1 : -1].float()
+            logp = torch.log_softmax(logits, -1).gather(-1, x[:, lp:, None])[..., 0]
+            ratio = torch.exp(logp - logp.detach())
+            a = adv[i : i + micro, None]
+            loss = -torch.minimum(ratio * a, ratio.clamp(0.8, 1.2) * a).mean() * len(x) / n
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return time.perf_counter() - t0
+
+    step()  # warm-up
+    return {"update_s": round(statistics.median(step() for _ in range(steps)), 3),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+
+
+# ------------------------------------------------------------------------------------------------ generation
+
+
+def generate_ratio(model_dir: str, requests: int, max_new: int) -> dict:
+    """The hfcpu server (batched engine) against plain HF ``generate`` over the same concurrent requests padded into
+    one batch (static batching, what plain transformers offers); greedy, same ``max_new`` tokens each."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from generation import concurrently, encode, toyworld_conversations
+
+    from verl_toolmaster.cpu.rollout import HFGenerateServer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    convs, tools = toyworld_conversations(requests)
+    prompts = [encode(tok, c, t) for c, t in zip(convs, tools)]
+    stop = [tok.convert_tokens_to_ids("<|im_end|>")]
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa").eval()
+    width = max(len(p) for p in prompts)
+    x = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])
+    att = (torch.arange(width)[None, :] >= torch.tensor([width - len(p) for p in prompts])[:, None]).long()
+
+    def plain() -> float:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            model.generate(input_ids=x, attention_mask=att, max_new_tokens=max_new, do_sample=False, eos_token_id=stop,
+                           pad_token_id=tok.pad_token_id, temperature=None, top_p=None, top_k=None)
+        return time.perf_counter() - t0
+
+    server = HFGenerateServer(model_dir, prompt_length=width, response_length=max_new)
+    params = {"temperature": 0.0, "max_tokens": max_new}
+    concurrently(server, prompts[:2], params)  # warm-up
+    first = plain()
+    _, served = concurrently(server, prompts, params)
+    second = plain()  # plain runs before and after, so load changes hit both sides
+    plain_s = (first + second) / 2
+    return {"requests": requests, "max_new_tokens": max_new, "plain_batched_generate_s": round(plain_s, 2),
+            "hfcpu_s": round(served, 2), "ratio": round(served / plain_s, 3)}
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -221,10 +340,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed steps per setting (default 3)")
     ap.add_argument("--only", choices=("plain", "sft", "grpo", "generate"), action="append", help="run only these parts")
     ap.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
+    ap.add_argument("--requests", type=int, default=16, help="concurrent generation requests (default 16)")
+    ap.add_argument("--max-new-tokens", type=int, default=48, help="tokens per generation request (default 48)")
     ap.add_argument("--child-plain", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--child-grpo", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
+    if args.child_grpo:
+        print(json.dumps(plain_grpo_update(args.model, json.loads(args.child_grpo), args.steps)))
+        return
     if args.child_plain:
         batch = tokenized_batch(args.model, args.data, args.batch)
         print(json.dumps(plain_steps(args.model, batch, args.child_plain, args.steps)))
@@ -252,6 +377,19 @@ def main() -> None:
         print(f"verl sft_trainer: {sft}", file=sys.stderr)
         figures["verl_sft"] = sft
         figures["sft_step_ratio_vs_plain"] = round(sft["step_s"] / plain["fp32"]["step_s"], 3)
+    if "grpo" in parts:
+        grpo = verl_grpo_update(model, work, args.steps)
+        print(f"verl main_ppo update: {grpo}", file=sys.stderr)
+        ref = json.loads(subprocess.run([sys.executable, __file__, "--child-grpo", json.dumps(grpo), "--model", model,
+                                         "--steps", str(args.steps)], capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+        print(f"plain PG update: {ref}", file=sys.stderr)
+        figures["verl_grpo"], figures["plain_grpo"] = grpo, ref
+        figures["grpo_update_ratio_vs_plain"] = round(grpo["update_s"] / ref["update_s"], 3)
+    if "generate" in parts:
+        gen = generate_ratio(model, args.requests, args.max_new_tokens)
+        print(f"generation: {gen}", file=sys.stderr)
+        figures["generate"] = gen
+        figures["generate_ratio_vs_plain"] = gen["ratio"]
     print(json.dumps(figures))
 
 

@@ -34,12 +34,13 @@ timed() {  # timed NAME CMD...: run a stage, append its wall time to $TIMES
 evaluate() {  # evaluate STAGE MODEL_DIR: held-out ToyWorld tools (trial mode on) and the ToolHop sample
   stage "evaluating $1 ($2): $TEST_TASKS held-out ToyWorld tasks, $TOOLHOP_ROWS ToolHop rows"
   # the loop's budgets are the GRPO recipe's; per-turn and per-row token caps keep a runaway reply from costing minutes
+  # (a ToyWorld probe, its correction and the answer take ~100 generated tokens; a turn ~45)
   OMP_NUM_THREADS=$THREADS "$PYTHON" -m verl_toolmaster.eval --data "$TOYWORLD/test_on.parquet" --policy hf --model "$2" \
     --out "$TOOLMASTER_OUT/eval/toyworld_$1" --config "$REPO/recipes/cpu/pipeline_grpo.yaml" \
-    --prompt-length 1024 --response-length 384 --max-tokens-per-turn 96 --concurrency "$EVAL_CONCURRENCY" --no-progress
+    --prompt-length 1024 --response-length 256 --max-tokens-per-turn 64 --concurrency "$EVAL_CONCURRENCY" --no-progress
   OMP_NUM_THREADS=$THREADS "$PYTHON" -m verl_toolmaster.eval --data "$TOOLHOP" --policy hf --model "$2" \
     --out "$TOOLMASTER_OUT/eval/toolhop_$1" --limit "$TOOLHOP_ROWS" --trial-mode on \
-    --prompt-length 4096 --response-length 512 --max-tokens-per-turn 128 --concurrency "$EVAL_CONCURRENCY" --no-progress
+    --prompt-length 4096 --response-length 256 --max-tokens-per-turn 96 --concurrency "$EVAL_CONCURRENCY" --no-progress
 }
 
 rm -rf "$TOOLMASTER_OUT/eval" "$TOOLMASTER_OUT/sft_ckpt" "$TOOLMASTER_OUT/grpo_ckpt"
