@@ -21,7 +21,7 @@ from uuid import uuid4
 
 from . import compat
 from .agent_config import ToolMasterLoopConfig, to_plain, load_config
-from .data.messages import decode_messages
+from .protocol.messages import decode_messages
 from .envs import Observation, ToolEnv, make_env
 from .protocol import prompts
 from .protocol.parse import ParsedTurn, ToolCall, decode_turn, parse_turn

@@ -12,7 +12,7 @@ from data_helpers import read_rows
 
 from verl_toolmaster.data.base import SkipRecord
 from verl_toolmaster.data import get_adapter
-from verl_toolmaster.data.messages import decode_messages
+from verl_toolmaster.protocol.messages import decode_messages
 from verl_toolmaster.protocol import system_prompt
 
 

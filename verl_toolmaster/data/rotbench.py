@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import Adapter, InputError, RawRecord, files_in, iter_json_array, register_adapter, require_keys
-from .messages import tool_call
+from ..protocol.messages import tool_call
 from .schemas import function_tool
 from .task import Task
 

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .messages import decode_messages, encode_messages, tool_call
+from ..protocol.messages import decode_messages, encode_messages, tool_call
 from .task import Task
 
 SFT_FORMATS = ("json-tools", "nested")
