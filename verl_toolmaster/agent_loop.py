@@ -257,7 +257,7 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
             ep.add_span(OBSERVATION, merge.appended_token_count)
 
     async def _parse(self, ep: _Episode, token_ids: Sequence[int]) -> ParsedTurn:
-        names = ep.env.tool_names()
+        names = ep.env.callable_names()
 
         def work() -> ParsedTurn:
             return parse_turn(
