@@ -1,4 +1,4 @@
-"""Every benchmark file in shared/data converts; counts are conserved; specs and ground truths have the agreed shapes."""
+"""Every benchmark sample file (data_prep/samples) converts; counts are conserved; specs and ground truths have the agreed shapes."""
 
 from __future__ import annotations
 

@@ -17,6 +17,8 @@ REPAIR_KINDS = {
     "(extra parameter allowed, type or enum constraint dropped, or requirement dropped) so the gold stays valid",
     "gold_tool_unlisted": "a gold call names a tool the task's list omits (API-Bank level 2, ToolRL); the environment "
     "accepts calls to it without listing it, so the record is scored by name and parameters as the benchmark does",
+    "schema_repaired": "a tool schema that is not valid JSON Schema is made valid without changing what it allows "
+    "(RoTBench heavy noise: a parameter listed twice in 'required')",
     "duplicate_tool_renamed": "ToolHop: two different tools share a name; every later one gets a numbered name "
     "(<name>_2, ...) in its schema, its code and the gold calls",
     "duplicate_tool_kept": "two different tools are listed under one name and scored by name (RoTBench, API-Bank, "
