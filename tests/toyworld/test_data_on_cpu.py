@@ -136,7 +136,7 @@ def test_adapter_reads_generator_tasks_and_names_bad_rows(tasks, tmp_path):
     tw.write_tasks(tasks["test"][:5], tmp_path / "tasks_test.jsonl")
     code, out, _ = _prepare(["--dataset", "toyworld", "--input", str(tmp_path / "tasks_test.jsonl"), "--output", str(tmp_path / "rl.parquet"), "--no-progress"])
     assert code == 0
-    assert json.loads(out.strip().splitlines()[-1]) == {"read": 5, "written": 5, "skipped": {}}
+    assert json.loads(out.strip().splitlines()[-1]) == {"read": 5, "written": 5, "repaired": {}, "skipped": {}}
     adapter = get_adapter("toyworld")()
     converted = [adapter.convert(r) for r in adapter.records(tmp_path / "tasks_test.jsonl")]
     assert [c.to_dict() for c in converted] == [t.to_dict() for t in tasks["test"][:5]]
