@@ -67,6 +67,29 @@ def test_gold_scores_one_on_shared_data(dataset, prepared, tmp_path, capsys, eva
         assert set(run.metrics["by_level"]) == {"clean", "slight", "medium", "heavy", "union"}
 
 
+LAYOUTS = Path(__file__).resolve().parents[1] / "fixtures" / "layouts"
+
+
+@pytest.mark.parametrize(
+    "dataset,name",
+    [
+        ("apibank", "level-1-api_processed.json"),  # gold passes an undocumented parameter (schema relaxed)
+        ("apibank", "level-2-api_processed.json"),  # single answer object; a gold tool the list omits
+        ("apibank", "level-3-api_processed.json"),
+        ("toolhop", "ToolHop.json"),  # two tools named extract_first_name: one renamed, both executed
+        ("rotbench", "rotbench"),  # two tools named drivers
+    ],
+)
+def test_gold_scores_one_on_repaired_layout_records(dataset, name, tmp_path, capsys, eval_cache):
+    parquet = prepare(dataset, LAYOUTS / name, tmp_path / "rows.parquet")
+    run = run_cli(capsys, parquet, tmp_path / "out", "--policy", "gold", cache=eval_cache)
+    ran = check_gold_run(run, parquet)
+    assert len(ran) == len(gold_rows(parquet)) > 0
+    if dataset == "toolhop":
+        executed = [c["name"] for t in ran for u in t["turns"] if u["phase"] == "execute" for c in u["calls"]]
+        assert executed == ["director_lookup", "extract_first_name_2", "extract_first_name"]
+
+
 def test_gold_traces_given_as_python_call_strings_are_bound_by_the_oracle(tmp_path, capsys, eval_cache):
     """Rows whose extra_info.gold holds the raw call strings (positional arguments, schema order != signature
     order): the oracle binds them with the environment's positional_params, as the adapter would."""

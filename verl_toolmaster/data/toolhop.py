@@ -174,19 +174,27 @@ class ToolHopAdapter(Adapter):
         gold = None
         gold_calls = d.get("gold_calls") or []
         if gold_calls:
-            steps = []
-            taken: dict[str, list[str]] = {}
+            parsed = []
             for s in gold_calls:
                 try:
                     name, args, kwargs = parse_call_string(s)
-                    if name not in original:
-                        raise ValueError(f"call string {s!r} names unknown tool {name!r}")
-                    # a repeated name: the tool whose signature the call fits, else the next one in tool order
-                    same = [n for n, o in zip(names, original) if o == name]
-                    fitting = [n for n in same if _accepts(_param_order(defs[n]), defs[n], args, kwargs)] or same
-                    unused = [n for n in fitting if n not in taken.get(name, [])]
-                    target = (unused or fitting)[0]
-                    taken.setdefault(name, []).append(target)
+                except ValueError as e:
+                    raise record.invalid("bad_gold_call", str(e)) from None
+                if name not in original:
+                    raise record.invalid("bad_gold_call", f"call string {s!r} names unknown tool {name!r}")
+                same = [n for n, o in zip(names, original) if o == name]
+                fitting = [n for n in same if _accepts(_param_order(defs[n]), defs[n], args, kwargs)] or same
+                parsed.append((name, args, kwargs, fitting))
+            # A repeated name: the call goes to the tool whose signature it fits; calls that fit several take, in
+            # order, the ones no other call needs (calls fitting exactly one tool are placed first).
+            targets: list[str | None] = [f[0] if len(f) == 1 else None for *_, f in parsed]
+            for i, (*_, fitting) in enumerate(parsed):
+                if targets[i] is None:
+                    free = [n for n in fitting if n not in targets]
+                    targets[i] = (free or fitting)[0]
+            steps = []
+            for (name, args, kwargs, _), target in zip(parsed, targets):
+                try:
                     arguments = bind_arguments(target, _param_order(defs[target]), args, kwargs)
                 except ValueError as e:
                     raise record.invalid("bad_gold_call", str(e)) from None
