@@ -123,3 +123,18 @@ def test_summary_counts_each_repair(name, prepare, tmp_path):
         for kind in repairs(t):
             expected[kind] = expected.get(kind, 0) + 1
     assert res.last["repaired"] == expected and expected
+
+
+def test_stabletoolbench_release_folder_reads_every_group_and_notes_the_id_lists(prepare, tmp_path):
+    root = tmp_path / "solvable_queries"
+    (root / "test_instruction").mkdir(parents=True)
+    (root / "test_query_ids").mkdir()
+    record = json.loads((LAYOUTS / "G1_instruction_collision.json").read_text())[0]
+    for group in ("G1_instruction", "G1_category", "G1_tool", "G2_instruction", "G2_category", "G3_instruction"):
+        (root / "test_instruction" / f"{group}.json").write_text(json.dumps([record]))
+        (root / "test_query_ids" / f"{group}.json").write_text(json.dumps({str(record["query_id"]): 0}))
+    res = prepare(["--dataset", "stabletoolbench", "--input", str(root), "--output", str(tmp_path / "o.parquet")])
+    assert res.last == {"read": 6, "written": 6, "repaired": {"tool_name_deduplicated": 6}, "skipped": {}}
+    assert "note: 6 file(s) under test_query_ids/ hold query id lists, not queries; not read" in res.stdout
+    tasks = convert_all("stabletoolbench", root / "test_instruction")
+    assert sorted(t.tags["group"] for t in tasks) == sorted(["G1_instruction", "G1_category", "G1_tool", "G2_instruction", "G2_category", "G3_instruction"])

@@ -33,6 +33,7 @@ _TYPE_MAP = {"NUMBER": "integer", "STRING": "string", "BOOLEAN": "boolean"}
 _RESERVED = {"from", "class", "return", "false", "true", "id", "and"}
 _DESCRIPTION_LIMIT = 256
 _NAME_LIMIT = 64
+_IDS_DIR = "test_query_ids"  # the release's id lists beside test_instruction/
 
 
 def standardize(name: str) -> str:
@@ -101,19 +102,30 @@ def convert_api(api: dict[str, Any], taken: Container[str] = ()) -> tuple[dict[s
 
 @register_adapter("stabletoolbench")
 class StableToolBenchAdapter(Adapter):
-    """Reads solvable-query files (``G1_instruction.json``, ... or a folder of them)."""
+    """Reads solvable-query files: one group file (``G1_instruction.json``, ``G1_category.json``, ``G1_tool.json``,
+    ``G2_instruction.json``, ``G2_category.json``, ``G3_instruction.json``), a folder of them, or the release's
+    ``solvable_queries`` folder, whose ``test_query_ids/`` (id lists, not queries) is noted and not read."""
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.notes: list[str] = []
 
     def records(self, path: Path | None) -> Iterator[RawRecord]:
         assert path is not None
-        for f in files_in(path, ("*.json", "**/*.json"), "StableToolBench query .json"):
-            yield from iter_json_array(f)
+        files = files_in(path, ("*.json", "**/*.json"), "StableToolBench query .json")
+        ids = [f for f in files if _IDS_DIR in f.parts[:-1]]
+        if ids:
+            self.notes.append(f"{len(ids)} file(s) under {_IDS_DIR}/ hold query id lists, not queries; not read")
+        for f in files:
+            if f not in ids:
+                yield from iter_json_array(f)
 
     def convert(self, record: RawRecord) -> Task:
         d = require_keys(record, ("query", "query_id", "api_list", "relevant APIs"))
         if not isinstance(d["api_list"], list) or not d["api_list"]:
             raise record.invalid("bad_api_list", "'api_list' must be a non-empty list")
         tools, api_map = [], {}
-        tags: dict[str, Any] = {"query_id": d["query_id"]}
+        tags: dict[str, Any] = {"query_id": d["query_id"], "group": record.file.stem}
         for i, api in enumerate(d["api_list"]):
             if not isinstance(api, dict) or not all(isinstance(api.get(k), str) for k in ("tool_name", "api_name")):
                 raise record.invalid("bad_api_list", f"api_list[{i}] lacks string tool_name/api_name")
