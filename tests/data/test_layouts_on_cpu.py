@@ -138,3 +138,33 @@ def test_stabletoolbench_release_folder_reads_every_group_and_notes_the_id_lists
     assert "note: 6 file(s) under test_query_ids/ hold query id lists, not queries; not read" in res.stdout
     tasks = convert_all("stabletoolbench", root / "test_instruction")
     assert sorted(t.tags["group"] for t in tasks) == sorted(["G1_instruction", "G1_category", "G1_tool", "G2_instruction", "G2_category", "G3_instruction"])
+
+
+def test_apibank_original_release_dialogues_one_task_per_api_call():
+    """API-Bank's own layout: dialogue .jsonl files and the API docs as class attributes in apis/*.py."""
+    tasks = {t.id: t for t in convert_all("apibank", LAYOUTS / "api-bank")}
+    assert sorted(tasks) == ["apibank-AddAlarm-level-1-1-0", "apibank-AddAlarm-level-1-1-1", "apibank-AddAlarm-level-3-1-0", "apibank-AddAlarm-level-3-1-1"]
+    token, alarm = tasks["apibank-AddAlarm-level-1-1-0"], tasks["apibank-AddAlarm-level-1-1-1"]
+    # given-desc: the docs of every API the dialogue uses, in order of first use
+    assert [x["function"]["name"] for x in alarm.env["tools"]] == ["GetUserToken", "AddAlarm"]
+    assert alarm.env["tools"][1]["function"]["parameters"]["properties"]["time"] == {"type": "string", "description": "Format: %Y-%m-%d %H:%M:%S"}
+    assert token.gold == [[[{"name": "GetUserToken", "arguments": {"username": "tom", "password": "tompass"}}]]]
+    assert token.trailing == [{"role": "assistant", "content": "Getting your token first."}]
+    assert [m["role"] for m in alarm.trailing] == ["assistant", "tool", "assistant"]
+    assert alarm.trailing[0]["tool_calls"][0]["function"]["name"] == "GetUserToken"
+    assert alarm.trailing[1]["content"] == "{'token': 'tk123'}"  # str(output), as API-Bank's prompt writes it
+    assert alarm.tags == {"file": "AddAlarm-level-1-1.jsonl", "level": "level-1-given-desc"}
+    # toolsearcher: only ToolSearcher is shown; the APIs of the dialogue are callable unlisted
+    found = tasks["apibank-AddAlarm-level-3-1-1"]
+    assert [x["function"]["name"] for x in found.env["tools"]] == ["ToolSearcher"]
+    assert [x["function"]["name"] for x in found.env["unlisted_tools"]] == ["AddAlarm"]
+    assert SchemaEnv(found.env).problems("AddAlarm", {"token": "tk123", "time": "2023-04-02 07:00:00"}) == []
+    assert tasks["apibank-AddAlarm-level-3-1-0"].gold[0][0][0]["name"] == "ToolSearcher"
+
+
+def test_apibank_original_release_without_api_docs_is_refused(prepare_main, tmp_path):
+    import shutil
+
+    shutil.copytree(LAYOUTS / "api-bank" / "lv1-lv2-samples", tmp_path / "lv1-lv2-samples")
+    code, _, err = prepare_main(["--dataset", "apibank", "--input", str(tmp_path / "lv1-lv2-samples"), "--output", str(tmp_path / "o.parquet")])
+    assert code == 2 and "apis/*.py" in err

@@ -76,6 +76,7 @@ LAYOUTS = Path(__file__).resolve().parents[1] / "fixtures" / "layouts"
         ("apibank", "level-1-api_processed.json"),  # gold passes an undocumented parameter (schema relaxed)
         ("apibank", "level-2-api_processed.json"),  # single answer object; a gold tool the list omits
         ("apibank", "level-3-api_processed.json"),
+        ("apibank", "api-bank"),  # API-Bank's own dialogue files, given-desc and toolsearcher levels
         ("toolhop", "ToolHop.json"),  # two tools named extract_first_name: one renamed, both executed
         ("rotbench", "rotbench"),  # two tools named drivers
     ],

@@ -32,27 +32,33 @@ def unlisted_gold_tools(calls: list[dict[str, Any]], tools: list[dict[str, Any]]
 
 
 def schema_env_and_gold(
-    record: RawRecord, tools: list[dict[str, Any]], calls: list[dict[str, Any]], tags: dict[str, Any]
+    record: RawRecord,
+    tools: list[dict[str, Any]],
+    calls: list[dict[str, Any]],
+    tags: dict[str, Any],
+    unlisted: list[dict[str, Any]] = (),
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``(env spec, gold calls)`` of a call-matching task; repairs go into ``tags``.
 
-    The gold is coerced to the schemas (``"104"`` -> 104 for an integer); the ground truth keeps the benchmark's
-    values, which the call-matching scorers compare type-tolerantly.
+    ``tools`` are shown to the model; ``unlisted`` are callable without being shown (API-Bank's tool-search level:
+    the APIs the search returns). The gold is coerced to the schemas (``"104"`` -> 104 for an integer); the ground
+    truth keeps the benchmark's values, which the call-matching scorers compare type-tolerantly.
     """
     env: dict[str, Any] = {"kind": "schema", "tools": tools}
-    unlisted = unlisted_gold_tools(calls, tools)
-    if unlisted:
-        env["unlisted_tools"] = unlisted
-        for t in unlisted:
-            add_repair(tags, "gold_tool_unlisted", f"the gold calls {t['function']['name']!r}, which the tool list omits")
+    missing = unlisted_gold_tools(calls, [*tools, *unlisted])
+    for t in missing:
+        add_repair(tags, "gold_tool_unlisted", f"the gold calls {t['function']['name']!r}, which the tool list omits")
+    hidden = [*unlisted, *missing]
     for name in repeated_names(tools):
         env["same_name_tools"] = True
         add_repair(tags, "duplicate_tool_kept", f"{sum(t['function']['name'] == name for t in tools)} different tools named {name!r}")
     try:
-        relaxed_tools, gold, relaxed = relax_for_gold(calls, tools)
+        relaxed_tools, gold, relaxed = relax_for_gold(calls, [*tools, *hidden])
     except ValueError as e:
         raise record.skip("gold_call_violates_schema", str(e)) from None
     for line in relaxed:
         add_repair(tags, "gold_schema_relaxed", line)
-    env["tools"] = relaxed_tools
+    env["tools"] = relaxed_tools[: len(tools)]
+    if hidden:
+        env["unlisted_tools"] = relaxed_tools[len(tools) :]
     return env, gold

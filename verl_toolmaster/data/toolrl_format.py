@@ -85,17 +85,23 @@ def parse_tools(system: str) -> list[dict[str, Any]]:
         if key in seen:
             continue  # listed twice, identically
         seen.add(key)
-        properties, optional = {}, set()
-        for pname, pspec in params.items():
-            properties[pname], opt = param_schema(f"{name}.{pname}", pspec)
-            if opt:
-                optional.add(pname)
-        # The notation marks optionality only in the xLAM style ("str, optional"); when a tool marks some
-        # parameters optional the others are required unless they have a default. Without markers (ToolACE style, API-Bank) nothing is known,
-        # and the benchmarks' gold calls do omit such parameters, so none is required.
-        required = [p for p in properties if p not in optional and "default" not in properties[p]] if optional else []
-        tools.append(function_tool(name, description, {"type": "object", "properties": properties, "required": required}))
+        tools.append(params_tool(name, description, params))
     return tools
+
+
+def params_tool(name: str, description: str, params: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI function tool from a ``{parameter: {"type": type name, "description": ...}}`` mapping (the ToolRL
+    notation's ``Parameters:``, API-Bank's ``input_parameters``)."""
+    properties, optional = {}, set()
+    for pname, pspec in params.items():
+        properties[pname], opt = param_schema(f"{name}.{pname}", pspec)
+        if opt:
+            optional.add(pname)
+    # The notation marks optionality only in the xLAM style ("str, optional"); when a tool marks some parameters
+    # optional the others are required unless they have a default. Without markers (ToolACE style, API-Bank) nothing
+    # is known, and the benchmarks' gold calls do omit such parameters, so none is required.
+    required = [p for p in properties if p not in optional and "default" not in properties[p]] if optional else []
+    return function_tool(name, description, {"type": "object", "properties": properties, "required": required})
 
 
 def repeated_names(tools: list[dict[str, Any]]) -> list[str]:
