@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -10,7 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT, SAMPLES_DIR, shared_data_dir
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLES_DIR = REPO_ROOT / "data_prep" / "samples"
+
+
+def shared_data_dir() -> Path:
+    """tests/conftest.py's resolver, loaded by path (other conftest modules share its module name)."""
+    spec = importlib.util.spec_from_file_location("tests_root_conftest", REPO_ROOT / "tests" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.shared_data_dir()
 
 # ways a path beside the repository was spelled (../shared/data, REPO.parent / "shared", parents[2] / "shared")
 OUTSIDE = re.compile(r"\.\./shared|\.parent\s*/\s*\"shared\"|parents\[\d\]\s*/\s*\"shared\"")
