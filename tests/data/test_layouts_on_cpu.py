@@ -168,3 +168,11 @@ def test_apibank_original_release_without_api_docs_is_refused(prepare_main, tmp_
     shutil.copytree(LAYOUTS / "api-bank" / "lv1-lv2-samples", tmp_path / "lv1-lv2-samples")
     code, _, err = prepare_main(["--dataset", "apibank", "--input", str(tmp_path / "lv1-lv2-samples"), "--output", str(tmp_path / "o.parquet")])
     assert code == 2 and "apis/*.py" in err
+
+
+def test_sft_rows_leave_out_gold_calls_to_unlisted_tools(prepare, tmp_path):
+    """Scored like the benchmark, but not taught: an SFT row would train calling a tool nobody offered."""
+    res = prepare(["--dataset", "apibank", "--input", str(LAYOUTS / "level-2-api_processed.json"), "--output", str(tmp_path / "o.parquet"),
+                   "--sft-output", str(tmp_path / "sft.parquet")])
+    assert res.last["written"] == 2
+    assert res.summary.sft_written == 1 and dict(res.summary.sft_skipped) == {"gold_tool_unlisted": 1}

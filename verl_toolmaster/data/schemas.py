@@ -204,15 +204,19 @@ def relax_for_gold(calls: list[dict[str, Any]], tools: list[dict[str, Any]]) -> 
             continue
         best = min(range(len(candidates)), key=lambda i: len(errors_of[i]))
         params = candidates[best]["function"].setdefault("parameters", {"type": "object", "properties": {}})
-        for err in errors_of[best]:
-            relaxed.append(f"{call['name']}: {_relax(params, err)}")
+        done: set[Any] = set()
+        for err in errors_of[best]:  # one relaxation per parameter (an array's items each report an error)
+            key = next(iter(err.absolute_path), err.validator)
+            if key not in done:
+                done.add(key)
+                relaxed.append(f"{call['name']}: {_relax(params, err)}")
         if list(Draft202012Validator(json_schema(params)).iter_errors(call["arguments"])):
             raise ValueError(f"gold call {call['name']}({json.dumps(call['arguments'], ensure_ascii=False)[:200]}) still breaks its schema after relaxing it")
     return tools, coerced, relaxed
 
 
 def _relax(params: dict[str, Any], err: Any) -> str:
-    """Drop the constraint of ``params`` that validation error ``err`` reports; returns what was done."""
+    """Drop the constraints of ``params`` that validation error ``err`` concerns; returns what was done."""
     path = list(err.absolute_path)
     props = params.setdefault("properties", {})
     if not path and err.validator == "additionalProperties":
@@ -225,9 +229,9 @@ def _relax(params: dict[str, Any], err: Any) -> str:
         return f"parameter(s) {missing} no longer required"
     if path and isinstance(path[0], str):
         name = path[0]
-        kept = {k: v for k, v in (props.get(name) or {}).items() if k in ("description", "default", "example_value")}
-        props[name] = kept
-        return f"parameter {name!r}: constraint {err.validator!r} dropped ({err.message[:120]})"
+        dropped = sorted(k for k in (props.get(name) or {}) if k not in ("description", "default", "example_value"))
+        props[name] = {k: v for k, v in (props.get(name) or {}).items() if k not in dropped}
+        return f"parameter {name!r}: {', '.join(dropped)} dropped ({err.message[:120]})"
     params.clear()
     params.update({"type": "object", "properties": props, "additionalProperties": True})
     return f"arguments: {err.validator!r} dropped ({err.message[:120]})"
