@@ -2,7 +2,7 @@
 
 Runs ``data_prep/prepare.py`` end to end (fresh interpreter, as a user would) on
 * ToolHop: the shipped dev slice replicated with new ids to ``--toolhop-rows`` rows (the format's cost per row);
-* BFCL sample: the shipped ``shared/data/bfcl`` folder;
+* BFCL sample: the shipped ``data_prep/samples/bfcl`` folder;
 * BFCL full: the installed bfcl-eval package's data, all categories the adapter converts.
 Each case runs ``--repeats`` times; the median wall time is reported. The last line is one JSON object with
 ``toolhop_rows_per_s``, ``bfcl_rows_per_s`` (full data) and ``bfcl_full_seconds`` (target < 60).
@@ -26,7 +26,7 @@ PREPARE = REPO / "data_prep" / "prepare.py"
 
 def shared_data() -> Path:
     env = os.environ.get("TOOLMASTER_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+    return Path(env) if env else REPO / "data_prep" / "samples"
 
 
 def run_case(argv: list[str], repeats: int) -> tuple[float, dict]:

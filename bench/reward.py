@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=512, help="trajectories in the batch")
     parser.add_argument("--repeats", type=int, default=7, help="timed passes per manager (median reported)")
     parser.add_argument("--multi-every", type=int, default=16, help="every k-th trajectory is BFCL multi-turn (0: none)")
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("TOOLMASTER_SHARED_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("TOOLMASTER_SHARED_DATA", REPO / "data_prep" / "samples")))
     args = parser.parse_args()
 
     from transformers import AutoTokenizer

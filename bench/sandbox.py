@@ -3,7 +3,7 @@
     python bench/sandbox.py [--calls 2000] [--burst 4000] [--workers 0]
 
 The tool is a ToolHop function from the shared data when it is present (``$TOOLMASTER_SHARED_DATA`` or
-``../shared/data``), otherwise a built-in function of similar size; the JSON says which. Latency is the
+``data_prep/samples``), otherwise a built-in function of similar size; the JSON says which. Latency is the
 median of sequential ``await env.call(...)`` through the public environment API (the pool warm); throughput
 is a burst of concurrent calls. Last line: one JSON object with ``sandbox_median_ms``,
 ``sandbox_calls_per_s`` and ``ratio_to_in_process`` (sandbox median / in-process median).
@@ -42,7 +42,7 @@ BUILTIN_ARGS = {"text": "the quick brown fox jumps over the lazy dog and the fox
 
 def pick_tool() -> tuple[str, str, dict, str]:
     """(name, source, arguments, where it came from)."""
-    root = Path(os.environ.get("TOOLMASTER_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+    root = Path(os.environ.get("TOOLMASTER_SHARED_DATA") or Path(__file__).resolve().parents[1] / "data_prep" / "samples")
     path = root / "toolhop" / "toolhop_dev10.jsonl"
     if path.is_file():
         for line in path.read_text().splitlines():

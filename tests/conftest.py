@@ -1,4 +1,4 @@
-"""Shared fixtures: the benchmark data beside the repository and the offline tiny model."""
+"""Shared fixtures: the benchmark samples shipped in the repository and the offline tiny model."""
 
 from __future__ import annotations
 
@@ -10,18 +10,23 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+SAMPLES_DIR = REPO_ROOT / "data_prep" / "samples"
+
+
 def shared_data_dir() -> Path:
-    """``$TOOLMASTER_SHARED_DATA`` or ``../shared/data`` next to the repository (how CI lays it out)."""
+    """The benchmark samples: ``data_prep/samples`` in the repository, or ``$TOOLMASTER_SHARED_DATA`` when set (a
+    folder of the same layout, e.g. with larger files). Nothing outside the repository is read unless told to."""
     env = os.environ.get("TOOLMASTER_SHARED_DATA")
-    path = Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    path = Path(env) if env else SAMPLES_DIR
     return path.resolve()
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
+    """The benchmark sample folder (one sub-folder per benchmark, see :func:`shared_data_dir`)."""
     path = shared_data_dir()
     if not path.is_dir():
-        pytest.fail(f"benchmark data not found at {path}; set TOOLMASTER_SHARED_DATA or place shared/ beside the repo")
+        pytest.fail(f"benchmark samples not found at {path} (TOOLMASTER_SHARED_DATA={os.environ.get('TOOLMASTER_SHARED_DATA')!r})")
     return path
 
 

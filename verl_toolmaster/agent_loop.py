@@ -21,7 +21,7 @@ from uuid import uuid4
 
 from . import compat
 from .agent_config import ToolMasterLoopConfig, to_plain, load_config
-from .data.messages import decode_messages
+from .protocol.messages import decode_messages
 from .envs import Observation, ToolEnv, make_env
 from .protocol import prompts
 from .protocol.parse import ParsedTurn, ToolCall, decode_turn, parse_turn
@@ -257,7 +257,7 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
             ep.add_span(OBSERVATION, merge.appended_token_count)
 
     async def _parse(self, ep: _Episode, token_ids: Sequence[int]) -> ParsedTurn:
-        names = ep.env.tool_names()
+        names = ep.env.callable_names()
 
         def work() -> ParsedTurn:
             return parse_turn(

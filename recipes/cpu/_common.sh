@@ -1,11 +1,11 @@
 # Shared set-up of the CPU launch scripts (sourced, not run).
 #   TOOLMASTER_OUT          output root (default: <repo>/outputs/cpu_tiny)
-#   TOOLMASTER_SHARED_DATA  benchmark data (default: <repo>/../shared/data)
+#   TOOLMASTER_SHARED_DATA  benchmark data (default: the samples in <repo>/data_prep/samples)
 #   PYTHON                  interpreter (default: <repo>/.venv/bin/python if present, else python)
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export TOOLMASTER_OUT=${TOOLMASTER_OUT:-$REPO/outputs/cpu_tiny}
-SHARED_DATA=${TOOLMASTER_SHARED_DATA:-$REPO/../shared/data}
+SHARED_DATA=${TOOLMASTER_SHARED_DATA:-$REPO/data_prep/samples}
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$REPO/.venv/bin/python" ]; then PYTHON=$REPO/.venv/bin/python; else PYTHON=python; fi
 fi

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from verl_toolmaster import compat
 from verl_toolmaster.data import get_adapter
-from verl_toolmaster.data.messages import decode_messages
+from verl_toolmaster.protocol.messages import decode_messages
 from verl_toolmaster.data.sft import read_sft_rows, sft_row, write_sft_parquet
 from verl_toolmaster.data.sft_dataset import ToolSFTDataset
 from verl_toolmaster.protocol import system_prompt

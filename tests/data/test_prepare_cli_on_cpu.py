@@ -58,7 +58,7 @@ def test_skip_invalid_reports_every_skip_and_conserves_counts(shared_data, prepa
     folder.mkdir()
     (folder / "heavy.json").write_text(json.dumps(records))
     res = prepare(["--dataset", "rotbench", "--input", str(tmp_path), "--output", str(tmp_path / "o.parquet"), "--skip-invalid"])
-    assert res.last == {"read": 6, "written": 3, "skipped": {"bad_conversations": 1, "bad_gold": 1, "not_an_object": 1}}
+    assert res.last == {"read": 6, "written": 3, "repaired": {}, "skipped": {"bad_conversations": 1, "bad_gold": 1, "not_an_object": 1}}
     skips = [line for line in res.stderr.splitlines() if line.startswith("skip: ")]
     assert [s.split(": ")[1] for s in skips] == [f"{folder / 'heavy.json'}, row {r}" for r in (1, 3, 4)]
     assert len(read_rows(tmp_path / "o.parquet")) == 3
@@ -71,7 +71,7 @@ def test_undecodable_file_counts_as_one_skipped_record(shared_data, prepare, pre
     code, _, err = prepare_main(argv)
     assert code == 2 and f"{tmp_path / 'broken.json'}: invalid_json" in err
     res = prepare([*argv, "--skip-invalid"])
-    assert res.last == {"read": 16, "written": 15, "skipped": {"invalid_json": 1}}
+    assert res.last == {"read": 16, "written": 15, "repaired": {}, "skipped": {"invalid_json": 1}}
 
 
 def test_bad_input_paths_exit_2(prepare_main, shared_data, tmp_path):
@@ -87,7 +87,7 @@ def test_bad_input_paths_exit_2(prepare_main, shared_data, tmp_path):
 
 def test_limit_reads_at_most_n_records(shared_data, prepare, tmp_path):
     res = prepare(["--dataset", "apibank", "--input", str(shared_data / "apibank"), "--output", str(tmp_path / "o.parquet"), "--limit", "7"])
-    assert res.last == {"read": 7, "written": 7, "skipped": {}}
+    assert res.last == {"read": 7, "written": 7, "repaired": {}, "skipped": {}}
 
 
 def test_random_split_is_seeded_and_follows_fractions(shared_data, prepare, tmp_path):
@@ -95,8 +95,9 @@ def test_random_split_is_seeded_and_follows_fractions(shared_data, prepare, tmp_
     a = prepare([*argv, "--output", str(tmp_path / "a.parquet")])
     prepare([*argv, "--output", str(tmp_path / "b.parquet")])
     sizes = {s: len(read_rows(tmp_path / f"a_{s}.parquet")) for s in ("train", "val", "test")}
-    assert a.last["written"] == 399 - 13  # 13 skipped: gold_call_violates_schema
-    assert sizes == {"train": 270, "val": 39, "test": 77}
+    assert a.last["written"] == 399 and a.last["skipped"] == {}
+    assert a.last["repaired"] == {"gold_schema_relaxed": 13}  # CancelTimedSwitch gold calls pass an undocumented device_id
+    assert sizes == {"train": 279, "val": 40, "test": 80}
     ids = {s: [r["extra_info"]["task_id"] for r in read_rows(tmp_path / f"a_{s}.parquet")] for s in sizes}
     assert ids["test"] == [r["extra_info"]["task_id"] for r in read_rows(tmp_path / "b_test.parquet")]
     assert not set(ids["train"]) & set(ids["test"])
@@ -154,7 +155,7 @@ def test_larger_files_of_the_same_formats_convert(shared_data, prepare, tmp_path
                 d["id"] = f"{d['id']}-copy{k}"
                 f.write(json.dumps(d) + "\n")
     res = prepare(["--dataset", "toolhop", "--input", str(th), "--output", str(tmp_path / "th.parquet")])
-    assert res.last == {"read": 10 * n, "written": 10 * n, "skipped": {}}
+    assert res.last == {"read": 10 * n, "written": 10 * n, "repaired": {}, "skipped": {}}
 
     bf = tmp_path / "bfcl"
     (bf / "possible_answer").mkdir(parents=True)
@@ -167,13 +168,13 @@ def test_larger_files_of_the_same_formats_convert(shared_data, prepare, tmp_path
                     for d in src:
                         f.write(json.dumps({**d, "id": f"{d['id'].rsplit('_', 1)[0]}_{k * 1000 + int(d['id'].rsplit('_', 1)[1])}"}) + "\n")
     res = prepare(["--dataset", "bfcl", "--input", str(bf), "--output", str(tmp_path / "bf.parquet")])
-    assert res.last == {"read": 25 * n, "written": 25 * n, "skipped": {}}
+    assert res.last == {"read": 25 * n, "written": 25 * n, "repaired": {}, "skipped": {}}
     assert pq.read_metadata(tmp_path / "bf.parquet").num_rows == 25 * n
 
     ab = json.loads((shared_data / "apibank" / "level-1-api_processed.json").read_text())
     (tmp_path / "apibank.json").write_text(json.dumps(ab * 8))
     res = prepare(["--dataset", "apibank", "--input", str(tmp_path / "apibank.json"), "--output", str(tmp_path / "ab.parquet")])
-    assert res.last == {"read": 399 * 8, "written": 386 * 8, "skipped": {"gold_call_violates_schema": 13 * 8}}
+    assert res.last == {"read": 399 * 8, "written": 399 * 8, "repaired": {"gold_schema_relaxed": 13 * 8}, "skipped": {}}
 
 
 def test_script_entry_runs_and_last_line_is_the_summary(shared_data, tmp_path):
@@ -182,7 +183,7 @@ def test_script_entry_runs_and_last_line_is_the_summary(shared_data, tmp_path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"read": 15, "written": 15, "skipped": {}}
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"read": 15, "written": 15, "repaired": {}, "skipped": {}}
 
 
 def test_system_prompt_file_replaces_protocol_text(shared_data, prepare, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from verl_toolmaster.data.schemas import schema_from_type_name
-from verl_toolmaster.data.toolrl_format import DuplicateToolError, FormatError, parse_calls, parse_history, parse_reply, parse_tools
+from verl_toolmaster.data.toolrl_format import FormatError, parse_calls, parse_history, parse_reply, parse_tools, repeated_names
 
 
 @pytest.mark.parametrize(
@@ -50,10 +50,33 @@ def test_tools_required_only_when_the_notation_marks_optional_ones():
     assert parse_tools(apibank_style)[0]["function"]["parameters"]["required"] == []
 
 
-def test_two_different_tools_with_one_name_are_refused():
+def test_two_different_tools_with_one_name_are_both_kept():
     dup = SYSTEM.replace("2. Name: Ping", "2. Name: Search")
-    with pytest.raises(DuplicateToolError):
-        parse_tools(dup)
+    tools = parse_tools(dup)
+    assert [t["function"]["name"] for t in tools] == ["Search", "Search"]
+    assert tools[0]["function"]["parameters"] != tools[1]["function"]["parameters"]
+    assert repeated_names(tools) == ["Search"] and repeated_names(parse_tools(SYSTEM)) == []
+    twice = SYSTEM.replace("**Steps for Each Turn**", SYSTEM[SYSTEM.index("2. Name: Ping") :].split("**Steps")[0].replace("2.", "3.") + "**Steps for Each Turn**")
+    assert [t["function"]["name"] for t in parse_tools(twice)] == ["Search", "Ping"]  # identical repeat listed once
+
+
+def test_api_bank_level_3_tool_lines():
+    """ToolRL's API-Bank level 3 lists tools as 'N. ToolName: description' and a 'Parameters:' line."""
+    system = """**Available Tools**
+In your response, you can use the following tools:
+1. QueryMeeting: The API for retrieving the meeting details from the user's calendar.
+Parameters: {'user_name': {'type': 'str', 'description': 'Name of the user.'}}
+2. AddMeeting: Make a reservation.Function：Allow users to book.
+Parameters: {'meeting_topic': {'type': 'str', 'description': 'The title.'}, 'attendees': {'type': 'list(str)', 'description': 'Who.'}}
+
+**Steps for Each Turn**
+1. **Think:** Recall relevant context and analyze the current user goal."""
+    query, add = parse_tools(system)
+    assert query["function"]["name"] == "QueryMeeting"
+    assert query["function"]["description"] == "The API for retrieving the meeting details from the user's calendar."
+    assert query["function"]["parameters"]["properties"] == {"user_name": {"type": "string", "description": "Name of the user."}}
+    assert add["function"]["name"] == "AddMeeting" and add["function"]["description"].endswith("Allow users to book.")
+    assert add["function"]["parameters"]["properties"]["attendees"]["type"] == "array"
 
 
 def test_history_split_at_last_user_with_trailing_observation():

@@ -106,3 +106,32 @@ async def test_bfcl_possible_answers_validate_against_bfcl_docs(shared_data, cat
             assert obs.ok, (ans["id"], name, obs.text)
             checked += 1
     assert checked >= len(answers)
+
+
+def _tool(name: str, **props: str) -> dict:
+    return {"type": "function", "function": {"name": name, "description": "", "parameters": {
+        "type": "object", "properties": {p: {"type": t} for p, t in props.items()}, "required": list(props)}}}
+
+
+async def test_same_named_tools_are_listed_and_either_schema_accepts():
+    spec = {"kind": "schema", "tools": [_tool("drivers", season="string"), _tool("drivers", driver_id="string")]}
+    with pytest.raises(ValueError, match="defined twice"):
+        make_env(spec)
+    env = make_env({**spec, "same_name_tools": True})
+    assert env.tool_names() == ["drivers", "drivers"]
+    assert (await env.call("drivers", {"season": "2021"})).ok and (await env.call("drivers", {"driver_id": "d7"})).ok
+    bad = await env.call("drivers", {"driverid": "d7"})
+    assert not bad.ok and bad.error_kind == "schema"
+    assert (await env.fork().call("drivers", {"driver_id": "d7"})).ok
+
+
+async def test_unlisted_tools_are_callable_but_not_shown():
+    env = make_env({"kind": "schema", "tools": [_tool("ToolSearcher", keywords="string")], "unlisted_tools": [_tool("AddAlarm", time="string")]})
+    assert env.tool_names() == ["ToolSearcher"] and env.callable_names() == ["ToolSearcher", "AddAlarm"]
+    assert (await env.call("AddAlarm", {"time": "07:00"})).ok
+    assert not (await env.call("AddAlarm", {"time": 7})).ok  # validated like a listed tool
+    unknown = await env.call("DeleteAlarm", {})
+    assert unknown.error_kind == "unknown_tool" and "AddAlarm" not in unknown.text  # the error lists what is shown
+    assert (await env.fork().call("AddAlarm", {"time": "07:00"})).ok
+    with pytest.raises(ValueError, match="also listed"):
+        make_env({"kind": "schema", "tools": [_tool("A")], "unlisted_tools": [_tool("A")]})

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DATASETS = {  # shared benchmark -> path under shared/data handed to prepare.py --input
+DATASETS = {  # shared benchmark -> path under the sample folder handed to prepare.py --input
     "toolhop": "toolhop/toolhop_dev10.jsonl",
     "bfcl": "bfcl",
     "apibank": "apibank/level-1-api_processed.json",

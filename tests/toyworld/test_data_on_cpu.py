@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from verl_toolmaster import compat
 from verl_toolmaster.data import get_adapter
 from verl_toolmaster.data import toyworld as tw
-from verl_toolmaster.data.messages import decode_messages
+from verl_toolmaster.protocol.messages import decode_messages
 from verl_toolmaster.data import prepare
 from verl_toolmaster.data.sft import read_sft_rows
 from verl_toolmaster.data.sft_dataset import ToolSFTDataset
@@ -136,7 +136,7 @@ def test_adapter_reads_generator_tasks_and_names_bad_rows(tasks, tmp_path):
     tw.write_tasks(tasks["test"][:5], tmp_path / "tasks_test.jsonl")
     code, out, _ = _prepare(["--dataset", "toyworld", "--input", str(tmp_path / "tasks_test.jsonl"), "--output", str(tmp_path / "rl.parquet"), "--no-progress"])
     assert code == 0
-    assert json.loads(out.strip().splitlines()[-1]) == {"read": 5, "written": 5, "skipped": {}}
+    assert json.loads(out.strip().splitlines()[-1]) == {"read": 5, "written": 5, "repaired": {}, "skipped": {}}
     adapter = get_adapter("toyworld")()
     converted = [adapter.convert(r) for r in adapter.records(tmp_path / "tasks_test.jsonl")]
     assert [c.to_dict() for c in converted] == [t.to_dict() for t in tasks["test"][:5]]

@@ -21,6 +21,7 @@ from typing import Any
 from ..envs.calls import bind_arguments, parse_call_string
 from .base import Adapter, InputError, InvalidRecord, RawRecord, iter_jsonl, register_adapter, require_keys
 from .bfcl_gold import GoldProblem, gold_calls
+from .repairs import add_repair
 from .schemas import cast_bfcl_schema, function_tool
 from .task import Task
 
@@ -200,6 +201,7 @@ class BFCLAdapter(Adapter):
             raise record.skip("duplicate_tool_name", f"function names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
 
         possible: list[dict[str, Any]] = []
+        tags: dict[str, Any] = {"category": cat}
         gold: list[Any] | None = [[]] if cat in ("irrelevance", "live_irrelevance") else None  # [[]]: no call expected
         if cat not in NO_POSSIBLE_ANSWER:
             answer = record.data["answer"]
@@ -208,12 +210,15 @@ class BFCLAdapter(Adapter):
             possible = answer.get("ground_truth")
             if not isinstance(possible, list) or not possible:
                 raise record.invalid("bad_possible_answer", f"possible answer of {qid!r} is not a non-empty list")
+            relaxed: list[str] = []
             try:
-                gold = [[gold_calls(possible, shipped, tools, cat)]]
+                gold = [[gold_calls(possible, shipped, tools, cat, relaxed)]]
             except GoldProblem as e:
                 raise record.skip(e.reason, e.detail) from None
             except ValueError as e:
                 raise record.invalid("bad_possible_answer", str(e)) from None
+            for line in relaxed:
+                add_repair(tags, "gold_schema_relaxed", line)
         return Task(
             id=qid,
             source="bfcl_single",
@@ -222,7 +227,7 @@ class BFCLAdapter(Adapter):
             env={"kind": "schema", "tools": tools},
             ground_truth={"category": cat, "id": qid, "functions": shipped, "possible_answer": possible},
             gold=gold,
-            tags={"category": cat},
+            tags=tags,
         )
 
     def _multi(self, record: RawRecord, entry: dict[str, Any], cat: str) -> Task:

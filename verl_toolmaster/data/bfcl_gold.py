@@ -233,10 +233,15 @@ def js_literal(value: Any, kind: str, item_kind: str | None) -> str:
 # ---------------------------------------------------------------- the gold calls of one task
 
 
-def gold_calls(possible_answer: list[Any], docs: list[dict[str, Any]], tools: list[dict[str, Any]], category: str) -> list[dict[str, Any]]:
+def gold_calls(
+    possible_answer: list[Any], docs: list[dict[str, Any]], tools: list[dict[str, Any]], category: str, relaxed: list[str] | None = None
+) -> list[dict[str, Any]]:
     """The gold calls of a single-turn task. ``docs`` are BFCL's function docs as shipped (no language hints:
     what bfcl-eval's evaluator hands its checker), ``tools`` the environment's tools built from the hinted docs.
 
+    With a ``relaxed`` list, a gold call that contradicts the doc shown to the model (a value outside its enum, an
+    undocumented parameter) keeps its record when bfcl-eval's checker accepts it, as BFCL then counts the record:
+    the broken constraint of that tool is relaxed in ``tools`` (replaced in place) and described in ``relaxed``.
     Raises ValueError for a malformed possible answer and :class:`GoldProblem` when no call passes both checks."""
     from jsonschema import Draft202012Validator
 
@@ -258,6 +263,13 @@ def gold_calls(possible_answer: list[Any], docs: list[dict[str, Any]], tools: li
         schema = json_schema(by_tool[name]["function"].get("parameters"))  # what the schema environment validates
         args = choose_arguments(params, schema.get("properties") or {}, by_doc[name], language)
         problems = validation_problems(Draft202012Validator(schema), args)
+        if problems and relaxed is not None:
+            from .schemas import relax_for_gold
+
+            (tool,), _, lines = relax_for_gold([{"name": name, "arguments": args}], [by_tool[name]])
+            tools[tools.index(by_tool[name])] = by_tool[name] = tool
+            relaxed.extend(lines)
+            problems = validation_problems(Draft202012Validator(json_schema(tool["function"].get("parameters"))), args)
         if problems:
             raise GoldProblem(SCHEMA_REASON, f"{name}: {'; '.join(problems)}")
         calls.append({"name": name, "arguments": args})

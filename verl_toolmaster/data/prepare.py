@@ -1,8 +1,9 @@
 """``python data_prep/prepare.py``: benchmark files -> RL parquet (``RLHFDataset``) and, optionally, SFT parquet.
 
-The last line printed is one JSON object ``{"read": N, "written": N, "skipped": {reason: N}}`` with
-``read == written + sum(skipped)``. Malformed input stops the run with exit code 2 and a message naming the file,
-the row and the problem, unless ``--skip-invalid`` (then every skip is reported on stderr and counted).
+The last line printed is one JSON object ``{"read": N, "written": N, "repaired": {kind: N}, "skipped": {reason: N}}``
+with ``read == written + sum(skipped)``; ``repaired`` counts the repairs of written rows by kind (``data/repairs.py``).
+Malformed input stops the run with exit code 2 and a message naming the file, the row and the problem,
+unless ``--skip-invalid`` (then every skip is reported on stderr and counted).
 Exit code 1: the run could not proceed for another reason (e.g. a component it needs is missing).
 """
 
@@ -20,6 +21,7 @@ from typing import Any, TextIO
 
 from . import adapter_names, get_adapter
 from .base import InputError, InvalidRecord, SkipRecord
+from .repairs import repair_kinds
 from .sft import SFT_FORMATS, SFTUnavailable, check_sft, replay_observations, sft_row, write_rl_parquet, write_sft_parquet
 from .splits import SplitResult, parse_fractions, random_split, tool_disjoint_split, tool_names
 from .task import Task, rl_row
@@ -43,6 +45,7 @@ class Summary:
     read: int = 0  # source records read (an undecodable file counts as one)
     written: int = 0  # RL rows written, all splits together
     skipped: Counter = field(default_factory=Counter)  # reason -> records not written
+    repaired: Counter = field(default_factory=Counter)  # repair kind -> repairs in the written rows
     split_sizes: dict[str, int] = field(default_factory=dict)  # split -> RL rows
     sft_written: int = 0  # SFT rows written
     sft_skipped: Counter = field(default_factory=Counter)  # reason -> tasks without an SFT row
@@ -52,7 +55,9 @@ class Summary:
     def line(self) -> str:
         if self.read != self.written + sum(self.skipped.values()):
             raise AssertionError(f"row accounting is off: read {self.read} != written {self.written} + skipped {dict(self.skipped)}")
-        return json.dumps({"read": self.read, "written": self.written, "skipped": dict(sorted(self.skipped.items()))})
+        return json.dumps(
+            {"read": self.read, "written": self.written, "repaired": dict(sorted(self.repaired.items())), "skipped": dict(sorted(self.skipped.items()))}
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert a tool-use benchmark's own files into RL parquet rows for verl's RLHFDataset "
         "(prompt, data_source, agent_name, reward_model.ground_truth, extra_info with the environment spec) "
         "and, where the benchmark has gold traces, SFT rows for verl's multi-turn SFT dataset.",
-        epilog="The last line printed is {\"read\": N, \"written\": N, \"skipped\": {reason: N}}. Exit codes: 0 done; "
+        epilog="The last line printed is {\"read\": N, \"written\": N, \"repaired\": {kind: N}, \"skipped\": {reason: N}}. Exit codes: 0 done; "
         "2 malformed input or bad options (the message names file, row and problem); 1 the run could not proceed. "
         "Details: docs/data.md.",
     )
@@ -275,6 +280,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
             continue
         write_rl_parquet(rows, path)
         summary.written += len(rows)
+        summary.repaired.update(kind for t in part for kind in repair_kinds(t.tags))
         summary.outputs.append(str(path))
     if result.dropped:
         dropped_path = args.output.with_name(f"{args.output.stem}_dropped.json")

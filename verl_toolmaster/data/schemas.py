@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import re
 from typing import Any
@@ -177,16 +178,60 @@ def coerce_call(call: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, 
     return {**call, "arguments": {k: coerce_value(v, params.get(k) or {}) for k, v in args.items()}}
 
 
-def schema_gold(calls: list[dict[str, Any]], tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
-    """Gold calls coerced to their schemas (:func:`coerce_call`), and the first problem the schema environment
-    still finds with them (None when every call would be accepted): a task whose gold call its own tool schema
-    rejects cannot be solved by a model that follows the schema."""
-    from verl_toolmaster.envs.schema_env import SchemaEnv
+def relax_for_gold(calls: list[dict[str, Any]], tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """``(tools, gold, relaxed)``: the tools with each constraint that a (coerced) gold call breaks relaxed, the
+    coerced gold calls, and one line per relaxation.
 
-    env = SchemaEnv({"kind": "schema", "tools": tools})
+    Call-matching benchmarks (API-Bank, ToolRL) count such records in their scores, so the record is kept and only
+    the offending constraint goes, on this row only: an undocumented parameter the gold passes is allowed
+    (``additionalProperties: true``), a parameter whose gold value breaks its type or enum loses that constraint
+    (its description stays), a required parameter the gold omits stops being required. Gold calls to tools the
+    task does not list are left to the caller. Raises ValueError if a call still fails (nothing left to relax).
+    """
+    from jsonschema import Draft202012Validator
+
+    from verl_toolmaster.envs.schemas import json_schema
+
+    tools = copy.deepcopy(tools)
     coerced = [coerce_call(c, tools) for c in calls]
-    for c in coerced:
-        problems = env.problems(c["name"], c["arguments"])
-        if problems:
-            return coerced, f"{c['name']}: {problems[0]}"
-    return coerced, None
+    relaxed: list[str] = []
+    for call in coerced:
+        candidates = [t for t in tools if t["function"]["name"] == call["name"]]
+        if not candidates:
+            continue
+        errors_of = [list(Draft202012Validator(json_schema(t["function"].get("parameters"))).iter_errors(call["arguments"])) for t in candidates]
+        if any(not errs for errs in errors_of):
+            continue
+        best = min(range(len(candidates)), key=lambda i: len(errors_of[i]))
+        params = candidates[best]["function"].setdefault("parameters", {"type": "object", "properties": {}})
+        done: set[Any] = set()
+        for err in errors_of[best]:  # one relaxation per parameter (an array's items each report an error)
+            key = next(iter(err.absolute_path), err.validator)
+            if key not in done:
+                done.add(key)
+                relaxed.append(f"{call['name']}: {_relax(params, err)}")
+        if list(Draft202012Validator(json_schema(params)).iter_errors(call["arguments"])):
+            raise ValueError(f"gold call {call['name']}({json.dumps(call['arguments'], ensure_ascii=False)[:200]}) still breaks its schema after relaxing it")
+    return tools, coerced, relaxed
+
+
+def _relax(params: dict[str, Any], err: Any) -> str:
+    """Drop the constraints of ``params`` that validation error ``err`` concerns; returns what was done."""
+    path = list(err.absolute_path)
+    props = params.setdefault("properties", {})
+    if not path and err.validator == "additionalProperties":
+        params["additionalProperties"] = True
+        extra = sorted(k for k in err.instance if k not in props)
+        return f"undocumented parameter(s) {extra} allowed"
+    if not path and err.validator == "required":
+        missing = [r for r in err.validator_value if r not in err.instance]
+        params["required"] = [r for r in params.get("required", []) if r not in missing]
+        return f"parameter(s) {missing} no longer required"
+    if path and isinstance(path[0], str):
+        name = path[0]
+        dropped = sorted(k for k in (props.get(name) or {}) if k not in ("description", "default", "example_value"))
+        props[name] = {k: v for k, v in (props.get(name) or {}).items() if k not in dropped}
+        return f"parameter {name!r}: {', '.join(dropped)} dropped ({err.message[:120]})"
+    params.clear()
+    params.update({"type": "object", "properties": props, "additionalProperties": True})
+    return f"arguments: {err.validator!r} dropped ({err.message[:120]})"

@@ -20,7 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .messages import decode_messages, encode_messages, tool_call
+from ..protocol.messages import decode_messages, encode_messages, tool_call
+from .repairs import repair_kinds
 from .task import Task
 
 SFT_FORMATS = ("json-tools", "nested")
@@ -51,6 +52,9 @@ def check_sft(task: Task) -> None:
         raise SFTUnavailable("no_gold_trace", "the benchmark gives no gold trace for this task")
     if task.env.get("turn_tools"):
         raise SFTUnavailable("late_tools", "tools revealed at later turns cannot be expressed in one SFT tools list")
+    if "gold_tool_unlisted" in repair_kinds(task.tags):
+        # kept for scoring as the benchmark does; as training data it would teach calling a tool nobody offered
+        raise SFTUnavailable("gold_tool_unlisted", "the gold calls a tool the task's list omits")
     n_turns = 1 + len(task.follow_up)
     if len(task.gold) > n_turns:
         raise SFTUnavailable("bad_gold_trace", f"gold trace has {len(task.gold)} turns but the task has {n_turns}")

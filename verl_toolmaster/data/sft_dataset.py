@@ -1,7 +1,7 @@
 """``ToolSFTDataset``: verl's ``MultiTurnSFTDataset`` reading our default SFT parquet layout.
 
 The stored rows keep tool-call ``arguments`` and the ``tools`` list as JSON strings (parquet would otherwise
-merge every row's schema keys into every tool; see :mod:`verl_toolmaster.data.messages`). This subclass decodes
+merge every row's schema keys into every tool; see :mod:`verl_toolmaster.protocol.messages`). This subclass decodes
 them, so verl tokenizes exactly what its documentation asks for: argument dicts and nested tool objects.
 Select it with ``data.custom_cls.path=pkg://verl_toolmaster.data.sft_dataset data.custom_cls.name=ToolSFTDataset``.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from verl_toolmaster import compat
 
-from .messages import decode_messages
+from ..protocol.messages import decode_messages
 
 
 def _decode_tools(tools: Any) -> Any:

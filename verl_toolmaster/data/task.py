@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .messages import encode_messages
+from ..protocol.messages import encode_messages
 
 AGENT_NAME = "toolmaster_agent"
 
@@ -44,7 +44,7 @@ def rl_row(task: Task, index: int, system_prompt: str, agent_name: str = AGENT_N
     """An ``RLHFDataset`` row. Nested payloads are JSON strings so parquet keeps them exact (see verl notes §11).
 
     Tool calls inside the prompt (dialogue history) carry ``arguments`` as JSON strings for the same reason;
-    :func:`verl_toolmaster.data.messages.decode_messages` restores dicts before a chat template is applied.
+    :func:`verl_toolmaster.protocol.messages.decode_messages` restores dicts before a chat template is applied.
     """
     if not isinstance(system_prompt, str) or not system_prompt.strip():
         raise ValueError("rl_row needs the protocol's system prompt text (verl_toolmaster.protocol.system_prompt)")

@@ -9,11 +9,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from .apibank import check_gold_names
 from .base import Adapter, InvalidRecord, RawRecord, files_in, iter_json_array, register_adapter
-from .schemas import schema_gold
+from .schema_tasks import schema_env_and_gold
 from .task import Task
-from .toolrl_format import DuplicateToolError, FormatError, parse_history, parse_reply, parse_tools
+from .toolrl_format import FormatError, parse_history, parse_reply, parse_tools
 
 SOURCE = "toolrl"
 
@@ -67,26 +66,22 @@ class ToolRLAdapter(Adapter):
             tools = parse_tools(system)
             context, query, trailing = parse_history(user)
             calls, response = parse_reply(reply)
-        except DuplicateToolError as e:
-            raise record.skip("duplicate_tool_name", str(e)) from None
         except FormatError as e:
             raise record.invalid("bad_prompt", str(e)) from None
         if not calls and response is None:
             raise record.invalid("no_gold", "the gold reply has neither <tool_call> nor <response>")
-        check_gold_names(record, calls, tools)
-        gold, problem = schema_gold(calls, tools)
-        if problem is not None:
-            raise record.skip("gold_call_violates_schema", problem)
+        tags = {k: v for k, v in tags.items() if v is not None}
+        env, gold = schema_env_and_gold(record, tools, calls, tags)
         return Task(
             id=f"toolrl-{record.file.stem}-{record.row}",
             source=SOURCE,
             query=query,
             context=context,
             trailing=trailing,
-            env={"kind": "schema", "tools": tools},
+            env=env,
             ground_truth={"calls": calls, "response": None if calls else response},
             gold=[[gold]] if calls else [[]],  # [[]]: the gold reply makes no call
             # A <response> beside calls is said before any observation, so only a call-free reply is a final answer.
             gold_answers=None if calls else [response],
-            tags={k: v for k, v in tags.items() if v is not None},
+            tags=tags,
         )

@@ -1,7 +1,8 @@
 """Parsers for the ToolRL prompt notation, shared by the ToolRL (rlla) and API-Bank (ToolRL-processed) adapters.
 
-The notation: a system text with an ``**Available Tools**`` list (``N. Name: ...`` / ``Description: ...`` /
-``Parameters: {...}``), a ``**Dialogue Records History**`` of ``<user>``, ``<think>``, ``<tool_call>``, ``<obs>``
+The notation: a system text with an ``**Available Tools**`` list, each entry either ``N. Name: ...`` /
+``Description: ...`` / ``Parameters: {...}`` (ToolRL's rlla data, API-Bank levels 1 and 2) or ``N. ToolName: description``
+/ ``Parameters: {...}`` (API-Bank level 3), a ``**Dialogue Records History**`` of ``<user>``, ``<think>``, ``<tool_call>``, ``<obs>``
 and ``<response>`` blocks, and replies holding ``<tool_call>`` JSON lines and/or a ``<response>``.
 """
 
@@ -19,11 +20,9 @@ class FormatError(ValueError):
     """The text does not follow the ToolRL notation; the message says where."""
 
 
-class DuplicateToolError(FormatError):
-    """Two different tools are listed under one name, so no environment can hold both."""
-
-
 _TOOL_BLOCK = re.compile(r"^\d+\.\s*Name:\s*(.+?)\s*\nDescription:(.*?)\nParameters:\s*(.*?)\s*(?=^\d+\.\s*Name:|\Z)", re.M | re.S)
+# API-Bank level 3 as ToolRL wrote it: "1. QueryMeeting: The API for ...", then a "Parameters: {...}" line
+_TOOL_LINE = re.compile(r"^\d+\.\s*([A-Za-z_][\w.-]*):[ \t]*(.*?)\nParameters:\s*(.*?)\s*(?=^\d+\.\s*[A-Za-z_][\w.-]*:|\Z)", re.M | re.S)
 _TAG = re.compile(r"<(user|think|tool_call|obs|response)>(.*?)</\1>", re.S)
 
 
@@ -61,37 +60,54 @@ def param_schema(name: str, spec: Any) -> tuple[dict[str, Any], bool]:
 
 
 def parse_tools(system: str) -> list[dict[str, Any]]:
-    """OpenAI function tools from the ``**Available Tools**`` list."""
+    """OpenAI function tools from the ``**Available Tools**`` list, in list order.
+
+    A tool listed twice identically is kept once; two different tools under one name are both kept (the
+    benchmark shows both; see :func:`repeated_names`)."""
     section = tools_section(system)
     body = section[len("**Available Tools**") :]
     blocks = list(_TOOL_BLOCK.finditer(body))
     if not blocks and re.search(r"^\d+\.\s*Name:", body, re.M):
         raise FormatError("tool list entries do not follow 'N. Name:/Description:/Parameters:'")
+    if not blocks:
+        blocks = list(_TOOL_LINE.finditer(body))
+        if not blocks and re.search(r"^\d+\.\s*[A-Za-z_][\w.-]*:", body, re.M):
+            raise FormatError("tool list entries follow neither 'N. Name:/Description:/Parameters:' nor 'N. ToolName: description/Parameters:'")
     tools: list[dict[str, Any]] = []
-    seen: dict[str, tuple[str, str]] = {}
+    seen: set[tuple[str, str, str]] = set()
     for m in blocks:
         name, description, params_text = m.group(1).strip(), m.group(2).strip(), m.group(3).strip()
         params_text = params_text.split("\n\n", 1)[0].strip()
         params = _literal(params_text) if params_text else {}
         if not isinstance(params, dict):
             raise FormatError(f"tool {name!r}: Parameters is a {type(params).__name__}, expected an object")
-        key = (params_text, description)
-        if name in seen:
-            if seen[name] == key:
-                continue  # listed twice, identically
-            raise DuplicateToolError(f"two different tools are both named {name!r}")
-        seen[name] = key
-        properties, optional = {}, set()
-        for pname, pspec in params.items():
-            properties[pname], opt = param_schema(f"{name}.{pname}", pspec)
-            if opt:
-                optional.add(pname)
-        # The notation marks optionality only in the xLAM style ("str, optional"); when a tool marks some
-        # parameters optional the others are required unless they have a default. Without markers (ToolACE style, API-Bank) nothing is known,
-        # and the benchmarks' gold calls do omit such parameters, so none is required.
-        required = [p for p in properties if p not in optional and "default" not in properties[p]] if optional else []
-        tools.append(function_tool(name, description, {"type": "object", "properties": properties, "required": required}))
+        key = (name, params_text, description)
+        if key in seen:
+            continue  # listed twice, identically
+        seen.add(key)
+        tools.append(params_tool(name, description, params))
     return tools
+
+
+def params_tool(name: str, description: str, params: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI function tool from a ``{parameter: {"type": type name, "description": ...}}`` mapping (the ToolRL
+    notation's ``Parameters:``, API-Bank's ``input_parameters``)."""
+    properties, optional = {}, set()
+    for pname, pspec in params.items():
+        properties[pname], opt = param_schema(f"{name}.{pname}", pspec)
+        if opt:
+            optional.add(pname)
+    # The notation marks optionality only in the xLAM style ("str, optional"); when a tool marks some parameters
+    # optional the others are required unless they have a default. Without markers (ToolACE style, API-Bank) nothing
+    # is known, and the benchmarks' gold calls do omit such parameters, so none is required.
+    required = [p for p in properties if p not in optional and "default" not in properties[p]] if optional else []
+    return function_tool(name, description, {"type": "object", "properties": properties, "required": required})
+
+
+def repeated_names(tools: list[dict[str, Any]]) -> list[str]:
+    """Names under which more than one (different) tool is listed."""
+    names = [t["function"]["name"] for t in tools]
+    return sorted({n for n in names if names.count(n) > 1})
 
 
 def parse_calls(block: str) -> list[dict[str, Any]]:

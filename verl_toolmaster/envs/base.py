@@ -92,6 +92,11 @@ class ToolEnv(ABC):
     def tool_names(self) -> list[str]:
         return [t["function"]["name"] for t in self.tools()]
 
+    def callable_names(self) -> list[str]:
+        """Names a call may use: the listed tools, plus any the task accepts without listing them (the schema
+        kind's ``unlisted_tools``: a gold the benchmark scores by name although its tool list omits the tool)."""
+        return self.tool_names()
+
     def canonical(self, name: str, arguments: dict[str, Any] | str) -> tuple[str, dict[str, Any] | str]:
         """Map a call as the model wrote it (possibly to a renamed tool) to the backend's name and arguments.
 

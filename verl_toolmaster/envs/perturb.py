@@ -275,6 +275,8 @@ class PerturbedEnv(EnvWrapper):
         found = self._real(name)
         if found is None:
             distractor = self._distractors().get(name)
+            if distractor is None and name in self.callable_names():  # an unlisted tool: never disguised
+                return self._finish(await self.inner.call(name, arguments), started)
             if distractor is None:
                 return self._finish(unknown_tool(name, [t["function"]["name"] for t in self.tools()]), started)
             return self._finish(await self._call_distractor(distractor, arguments), started)

@@ -1,9 +1,18 @@
 """Kind ``schema``: tools without a backend (API-Bank, ToolRL/xLAM, BFCL single-turn, RoTBench).
 
-Spec payload: ``{"kind": "schema", "tools": [OpenAI function schemas]}``. A call is validated with
-``jsonschema`` against its tool's parameters (required, types, enums, nested shapes, and no parameters the
-schema does not list); every violation is reported with the parameter it concerns. A valid call is
+Spec payload: ``{"kind": "schema", "tools": [OpenAI function schemas], "same_name_tools": false}``. A call is
+validated with ``jsonschema`` against its tool's parameters (required, types, enums, nested shapes, and no
+parameters the schema does not list); every violation is reported with the parameter it concerns. A valid call is
 acknowledged as such and nothing else: there is no backend, so no result is invented.
+
+``same_name_tools: true`` (set by adapters of benchmarks that list two different tools under one name and score
+calls by name, e.g. RoTBench's two ``drivers``): all tools stay listed as the benchmark shows them, and a call to
+the name is valid when any of its schemas accepts it (otherwise the problems of the closest one are reported).
+Without it a repeated name is an error.
+
+``unlisted_tools: [OpenAI function schemas]``: tools a call may use although ``tools()`` does not list them. API-Bank's
+level-2 records sometimes have a gold call to an API that the tool search shown in the dialogue did not return;
+its evaluation compares the call by name and parameters, so the call must be possible without the tool being shown.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import time
 from typing import Any
 
 from .base import Observation, ToolEnv, register_env
-from .schemas import json_schema, tool_map
+from .schemas import as_openai_tool, json_schema, tool_map
 
 
 @register_env("schema")
@@ -25,25 +34,39 @@ class SchemaEnv(ToolEnv):
         from jsonschema import Draft202012Validator
         from jsonschema.exceptions import SchemaError
 
-        self._tools = tool_map(spec.get("tools", []), "schema environment")
-        self._validators = {}
-        for name, tool in self._tools.items():
+        tools = spec.get("tools", [])
+        if spec.get("same_name_tools"):
+            self._listed = [as_openai_tool(t) for t in tools]
+            self._tools = {t["function"]["name"]: t for t in reversed(self._listed)}  # first listed wins the lookup
+        else:
+            self._tools = tool_map(tools, "schema environment")
+            self._listed = list(self._tools.values())
+        self._unlisted = tool_map(spec.get("unlisted_tools", []), "schema environment, unlisted_tools")
+        clash = sorted(set(self._unlisted) & set(self._tools))
+        if clash:
+            raise ValueError(f"schema environment: unlisted tool(s) {clash} are also listed")
+        self._validators: dict[str, list[Any]] = {}
+        for tool in [*self._listed, *self._unlisted.values()]:
+            name = tool["function"]["name"]
             schema = json_schema(tool["function"].get("parameters"))
             try:
                 Draft202012Validator.check_schema(schema)
             except SchemaError as e:
                 raise ValueError(f"schema environment: tool {name!r} has an invalid parameter schema: {e.message}") from None
-            self._validators[name] = Draft202012Validator(schema)
+            self._validators.setdefault(name, []).append(Draft202012Validator(schema))
 
     def tools(self) -> list[dict[str, Any]]:
-        return list(self._tools.values())
+        return list(self._listed)
+
+    def callable_names(self) -> list[str]:
+        return [*self.tool_names(), *self._unlisted]
 
     async def call(self, name: str, arguments: dict[str, Any] | str) -> Observation:
         started = time.perf_counter()
-        args, err = self._checked(name, arguments, self._tools)
+        args, err = self._checked(name, arguments, self._validators)
         if err is not None:
             return self._finish(err, started)
-        problems = validation_problems(self._validators[name], args)
+        problems = self.problems(name, args)
         if problems:
             text = f"Error: invalid arguments for {name!r}:\n" + "\n".join(f"- {p}" for p in problems)
             return self._finish(Observation(False, text, "schema"), started)
@@ -55,12 +78,14 @@ class SchemaEnv(ToolEnv):
         """What is wrong with a call to the task's tool ``name`` (empty when the call would be accepted)."""
         if name not in self._validators:
             return [f"unknown tool {name!r}"]
-        return validation_problems(self._validators[name], arguments)
+        found = [validation_problems(v, arguments) for v in self._validators[name]]
+        return min(found, key=len)  # a same-named tool that accepts the call gives []
 
     def fork(self) -> "SchemaEnv":
         twin = SchemaEnv.__new__(SchemaEnv)
         ToolEnv.__init__(twin, self.spec)
-        twin._tools, twin._validators, twin.turn = self._tools, self._validators, self.turn
+        twin._tools, twin._listed, twin._unlisted, twin._validators = self._tools, self._listed, self._unlisted, self._validators
+        twin.turn = self.turn
         return twin
 
 

@@ -40,6 +40,10 @@ class EnvWrapper(ToolEnv):
     async def close(self) -> None:
         await self.inner.close()
 
+    def callable_names(self) -> list[str]:
+        listed = set(self.inner.tool_names())
+        return self.tool_names() + [n for n in self.inner.callable_names() if n not in listed]
+
     def canonical(self, name: str, arguments: dict[str, Any] | str) -> tuple[str, dict[str, Any] | str]:
         return self.inner.canonical(name, arguments)
 

@@ -5,6 +5,8 @@
 * :mod:`.parse`: one assistant turn (raw text with special tokens, or token ids) -> phase, reasoning, calls.
 * :mod:`.segment`: phase spans of a response token sequence.
 * :mod:`.render`: protocol turns -> chat messages / exact model text.
+* :mod:`.messages`: the row message codec (tool-call arguments as JSON strings in stored rows), shared by the
+  data writers and the agent loop.
 """
 
 from .parse import ParsedTurn, ToolCall, decode_turn, parse_turn, parse_turn_ids

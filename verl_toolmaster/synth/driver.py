@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from verl_toolmaster import compat
 from verl_toolmaster.agent_loop import EXTRA_KEY, ToolMasterAgentLoop
-from verl_toolmaster.data.messages import decode_messages
+from verl_toolmaster.protocol.messages import decode_messages
 from verl_toolmaster.protocol.parse import decode_turn, parse_turn
 from verl_toolmaster.protocol.render import message_from_parsed
 
