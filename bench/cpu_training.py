@@ -60,7 +60,7 @@ def tokenized_batch(model_dir: str, sft_parquet: Path, n: int) -> list[tuple[lis
     import pyarrow.parquet as pq
     from transformers import AutoTokenizer
 
-    from verl_toolmaster.data.messages import decode_messages
+    from verl_toolmaster.protocol.messages import decode_messages
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     rows = pq.read_table(sft_parquet).to_pylist()[:n]
