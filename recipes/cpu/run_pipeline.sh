@@ -8,8 +8,9 @@
 # The table shows held-out accuracy (answer) and the reward components per dataset and stage; the last line is one
 # JSON object (recipes/cpu/summarize.py). Env: TOOLMASTER_OUT (default outputs/cpu; stages rerun from scratch),
 #   BASE_MODEL (smollm2 | tiny | an HF model directory; default smollm2), SFT_STEPS (30), GRPO_STEPS (3),
-#   TRAIN_TASKS (ToyWorld training tasks, 400), TEST_TASKS (held-out ToyWorld tasks, 24), TOOLHOP_ROWS (10),
-#   EVAL_CONCURRENCY (rows in flight, 8).
+#   TRAIN_TASKS (ToyWorld training tasks, 400), TEST_TASKS (held-out ToyWorld tasks, 24), TOOLHOP_ROWS (5),
+#   EVAL_CONCURRENCY (rows in flight, 8), FROM (base | sft | grpo: start at that stage, keeping the earlier stages'
+#   outputs in TOOLMASTER_OUT, e.g. FROM=grpo after a failed GRPO stage; default base).
 export TOOLMASTER_OUT=${TOOLMASTER_OUT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/outputs/cpu}
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 BASE_MODEL=${BASE_MODEL:-smollm2}
@@ -17,13 +18,15 @@ SFT_STEPS=${SFT_STEPS:-30}
 GRPO_STEPS=${GRPO_STEPS:-3}
 TRAIN_TASKS=${TRAIN_TASKS:-400}
 TEST_TASKS=${TEST_TASKS:-24}
-TOOLHOP_ROWS=${TOOLHOP_ROWS:-10}
+TOOLHOP_ROWS=${TOOLHOP_ROWS:-5}
 EVAL_CONCURRENCY=${EVAL_CONCURRENCY:-8}
+FROM=${FROM:-base}
+case "$FROM" in base) FIRST=0 ;; sft) FIRST=1 ;; grpo) FIRST=2 ;; *) die "FROM=$FROM: expected base, sft or grpo" ;; esac
 THREADS=${OMP_NUM_THREADS:-$(nproc)}
 TIMES="$TOOLMASTER_OUT/pipeline_times.jsonl"
 TOYWORLD="$TOOLMASTER_OUT/data/toyworld"
 TOOLHOP="$TOOLMASTER_OUT/data/toolhop.parquet"
-: > "$TIMES"
+[ "$FIRST" -eq 0 ] && : > "$TIMES"
 timed() {  # timed NAME CMD...: run a stage, append its wall time to $TIMES
   local name=$1; shift
   local t0=$EPOCHREALTIME
@@ -34,33 +37,46 @@ timed() {  # timed NAME CMD...: run a stage, append its wall time to $TIMES
 evaluate() {  # evaluate STAGE MODEL_DIR: held-out ToyWorld tools (trial mode on) and the ToolHop sample
   stage "evaluating $1 ($2): $TEST_TASKS held-out ToyWorld tasks, $TOOLHOP_ROWS ToolHop rows"
   # the loop's budgets are the GRPO recipe's; per-turn and per-row token caps keep a runaway reply from costing minutes
-  # (a ToyWorld probe, its correction and the answer take ~100 generated tokens; a turn ~45)
+  # (a ToyWorld probe, its correction and the answer take ~100 generated tokens; a turn ~45). ToolHop rows carry
+  # 1.3k-1.6k-token prompts that every turn prefills again: ~1 minute per row on 2 cores, hence few rows.
   OMP_NUM_THREADS=$THREADS "$PYTHON" -m verl_toolmaster.eval --data "$TOYWORLD/test_on.parquet" --policy hf --model "$2" \
     --out "$TOOLMASTER_OUT/eval/toyworld_$1" --config "$REPO/recipes/cpu/pipeline_grpo.yaml" \
     --prompt-length 1024 --response-length 256 --max-tokens-per-turn 64 --concurrency "$EVAL_CONCURRENCY" --no-progress
   OMP_NUM_THREADS=$THREADS "$PYTHON" -m verl_toolmaster.eval --data "$TOOLHOP" --policy hf --model "$2" \
     --out "$TOOLMASTER_OUT/eval/toolhop_$1" --limit "$TOOLHOP_ROWS" --trial-mode on \
-    --prompt-length 4096 --response-length 256 --max-tokens-per-turn 96 --concurrency "$EVAL_CONCURRENCY" --no-progress
+    --prompt-length 4096 --response-length 192 --max-tokens-per-turn 64 --concurrency "$EVAL_CONCURRENCY" --no-progress
 }
 
-rm -rf "$TOOLMASTER_OUT/eval" "$TOOLMASTER_OUT/sft_ckpt" "$TOOLMASTER_OUT/grpo_ckpt"
+latest_sft() { ls -d "$TOOLMASTER_OUT"/sft_ckpt/global_step_*/huggingface 2>/dev/null | sort -V | tail -n 1; }
+latest_grpo() { ls -d "$TOOLMASTER_OUT"/grpo_ckpt/global_step_*/actor/huggingface 2>/dev/null | sort -V | tail -n 1; }
+
 timed base_model ensure_base_model "$BASE_MODEL"
 stage "ToyWorld (seed 0, levels 1-2): $TRAIN_TASKS training tasks, $TEST_TASKS held-out tasks on unseen tools"
 timed prepare_data "$PYTHON" -m verl_toolmaster.data.toyworld --out "$TOYWORLD" --seed 0 --levels 1,2 \
   --train-tasks "$TRAIN_TASKS" --tools "$TRAIN_TASKS" --test-tasks "$TEST_TASKS" --no-progress
 ensure_toolhop_data
-timed eval_base evaluate base "$MODEL_DIR"
 
-stage "SFT ($SFT_STEPS steps, verl sft_trainer) on ToyWorld trial-and-execution trajectories"
-timed sft env OMP_NUM_THREADS="$THREADS" VERL_FILE_LOGGER_PATH="$TOOLMASTER_OUT/sft_metrics.jsonl" \
-  torchrun --standalone --nproc_per_node=1 -m verl.trainer.sft_trainer \
-  --config-path "$REPO/recipes/cpu" --config-name pipeline_sft model.path="$MODEL_DIR" \
-  data.train_files="$TOYWORLD/sft_trial.parquet" trainer.total_training_steps="$SFT_STEPS" \
-  trainer.default_local_dir="$TOOLMASTER_OUT/sft_ckpt"
-SFT_MODEL=$(ls -d "$TOOLMASTER_OUT"/sft_ckpt/global_step_*/huggingface 2>/dev/null | sort -V | tail -n 1)
-[ -n "$SFT_MODEL" ] && [ -f "$SFT_MODEL/model.safetensors" ] || die "SFT wrote no HF checkpoint under $TOOLMASTER_OUT/sft_ckpt"
-timed eval_sft evaluate sft "$SFT_MODEL"
+if [ "$FIRST" -le 0 ]; then
+  rm -rf "$TOOLMASTER_OUT/eval" "$TOOLMASTER_OUT/sft_ckpt" "$TOOLMASTER_OUT/grpo_ckpt"
+  timed eval_base evaluate base "$MODEL_DIR"
+fi
 
+if [ "$FIRST" -le 1 ]; then
+  rm -rf "$TOOLMASTER_OUT"/eval/*_sft "$TOOLMASTER_OUT"/eval/*_grpo "$TOOLMASTER_OUT/sft_ckpt" "$TOOLMASTER_OUT/grpo_ckpt"
+  stage "SFT ($SFT_STEPS steps, verl sft_trainer) on ToyWorld trial-and-execution trajectories"
+  timed sft env OMP_NUM_THREADS="$THREADS" VERL_FILE_LOGGER_PATH="$TOOLMASTER_OUT/sft_metrics.jsonl" \
+    torchrun --standalone --nproc_per_node=1 -m verl.trainer.sft_trainer \
+    --config-path "$REPO/recipes/cpu" --config-name pipeline_sft model.path="$MODEL_DIR" \
+    data.train_files="$TOYWORLD/sft_trial.parquet" trainer.total_training_steps="$SFT_STEPS" \
+    trainer.default_local_dir="$TOOLMASTER_OUT/sft_ckpt"
+  SFT_MODEL=$(latest_sft)
+  [ -n "$SFT_MODEL" ] && [ -f "$SFT_MODEL/model.safetensors" ] || die "SFT wrote no HF checkpoint under $TOOLMASTER_OUT/sft_ckpt"
+  timed eval_sft evaluate sft "$SFT_MODEL"
+fi
+SFT_MODEL=$(latest_sft)
+[ -n "$SFT_MODEL" ] || die "no SFT checkpoint under $TOOLMASTER_OUT/sft_ckpt (run from FROM=sft)"
+
+rm -rf "$TOOLMASTER_OUT"/eval/*_grpo "$TOOLMASTER_OUT/grpo_ckpt"
 stage "GRPO ($GRPO_STEPS steps, verl main_ppo, toolmaster_agent on live ToyWorld tools) from $SFT_MODEL"
 if ! timed grpo env OMP_NUM_THREADS="$THREADS" VERL_FILE_LOGGER_PATH="$TOOLMASTER_OUT/grpo_metrics.jsonl" \
     "$PYTHON" -m verl.trainer.main_ppo --config-path "$REPO/recipes/cpu" --config-name pipeline_grpo \
@@ -72,7 +88,7 @@ if ! timed grpo env OMP_NUM_THREADS="$THREADS" VERL_FILE_LOGGER_PATH="$TOOLMASTE
     2>&1 | tee "$TOOLMASTER_OUT/grpo.log"; then
   die "GRPO failed; see $TOOLMASTER_OUT/grpo.log"
 fi
-GRPO_MODEL=$(ls -d "$TOOLMASTER_OUT"/grpo_ckpt/global_step_*/actor/huggingface 2>/dev/null | sort -V | tail -n 1)
+GRPO_MODEL=$(latest_grpo)
 [ -n "$GRPO_MODEL" ] && [ -f "$GRPO_MODEL/model.safetensors" ] || die "GRPO wrote no HF checkpoint under $TOOLMASTER_OUT/grpo_ckpt"
 timed eval_grpo evaluate grpo "$GRPO_MODEL"
 stage "summary"

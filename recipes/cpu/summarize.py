@@ -4,7 +4,7 @@
 
 Reads OUT_DIR/eval/<dataset>_<stage>/metrics.json (written by ``python -m verl_toolmaster.eval``) for every dataset
 and stage that ran (stages base, sft, grpo) and OUT_DIR/pipeline_times.jsonl. The JSON object:
-``{"model": ..., "eval": {dataset: {stage: {metric: value}}}, "by_level": {dataset: {stage: {level: answer}}},
+``{"model": ..., "eval": {dataset: {stage: {metric: value}}}, "by_level": {"toyworld": {stage: {level: answer}}},
 "stage_seconds": {...}, "total_seconds": ...}``.
 """
 
@@ -20,6 +20,16 @@ COLUMNS = ("n", "answer", "score", "format", "trial", "cost", "trial_calls", "ex
            "tool_error_rate", "turns")
 
 
+def _toyworld_levels(trajectories: Path) -> dict[str, float]:
+    """Mean answer per ToyWorld difficulty level (the scorer's ``toyworld/level``); {} for other data sources."""
+    hits: dict[str, list[float]] = {}
+    for line in trajectories.read_text().splitlines() if trajectories.is_file() else []:
+        reward = json.loads(line).get("reward") or {}
+        if reward.get("toyworld/level") is not None and reward.get("answer") is not None:
+            hits.setdefault(str(int(reward["toyworld/level"])), []).append(float(reward["answer"]))
+    return {lv: round(sum(v) / len(v), 4) for lv, v in sorted(hits.items())}
+
+
 def collect(out: Path) -> tuple[dict, dict]:
     """({dataset: {stage: overall metrics}}, {dataset: {stage: {level: answer}}}) of every evaluation found."""
     results: dict[str, dict[str, dict]] = {}
@@ -32,9 +42,9 @@ def collect(out: Path) -> tuple[dict, dict]:
         if not metrics.get("overall", {}).get("complete", True):
             raise SystemExit(f"error: {path}: the evaluation did not finish (pending rows); rerun the pipeline")
         results.setdefault(dataset, {})[stage] = {c: metrics["overall"].get(c) for c in COLUMNS}
-        by_level = metrics.get("by_level") or {}
+        by_level = _toyworld_levels(path.parent / "trajectories.jsonl")
         if by_level:
-            levels.setdefault(dataset, {})[stage] = {str(lv): m.get("answer") for lv, m in sorted(by_level.items())}
+            levels.setdefault(dataset, {})[stage] = by_level
     return results, levels
 
 
@@ -42,14 +52,15 @@ def main(out: Path, model: str) -> dict:
     results, levels = collect(out)
     if not results:
         raise SystemExit(f"error: no evaluation under {out}/eval: the pipeline's evaluation stages did not run")
-    width = max(len(c) for c in COLUMNS) + 2
+    results = dict(sorted(results.items(), key=lambda kv: kv[0] != "toyworld"))  # the trained-on world first
     for dataset, stages in results.items():
         print(f"\n{dataset} (held-out rows)")
-        print(f"{'stage':<8}" + "".join(f"{c:>{width}}" for c in COLUMNS))
+        print(f"{'stage':<6}" + "".join(f"{c:>{len(c) + 2}}" for c in COLUMNS))
         for stage in STAGES:
             if stage in stages:
-                cells = [f"{v:>{width}.3f}" if isinstance(v, float) else f"{str(v):>{width}}" for v in stages[stage].values()]
-                print(f"{stage:<8}" + "".join(cells))
+                cells = [f"{v:>{len(c) + 2}.3f}" if isinstance(v, float) else f"{str(v):>{len(c) + 2}}"
+                         for c, v in stages[stage].items()]
+                print(f"{stage:<6}" + "".join(cells))
         if dataset in levels:
             for stage, by in levels[dataset].items():
                 print(f"  answer by level ({stage}): " + ", ".join(f"L{lv} {v:.3f}" for lv, v in by.items() if v is not None))
@@ -57,9 +68,9 @@ def main(out: Path, model: str) -> dict:
     times = [json.loads(line) for line in times_file.read_text().splitlines()] if times_file.is_file() else []
     if times:
         print("\nstage wall times: " + ", ".join(f"{t['stage']} {t['seconds']:.0f}s" for t in times))
-    summary = {"model": model, "eval": results, "by_level": levels,
-               "stage_seconds": {t["stage"]: t["seconds"] for t in times},
-               "total_seconds": round(sum(t["seconds"] for t in times), 1)}
+    stage_seconds = {t["stage"]: t["seconds"] for t in times}  # a stage rerun (FROM=...) keeps its last time
+    summary = {"model": model, "eval": results, "by_level": levels, "stage_seconds": stage_seconds,
+               "total_seconds": round(sum(stage_seconds.values()), 1)}
     print(json.dumps(summary))
     return summary
 
