@@ -124,3 +124,7 @@ _INTERNALS.update(
     }
 )
 _INTERNALS["resolve_config_path"] = "verl.utils.import_utils:resolve_config_path"  # eval: agent_loop_config_path like the worker
+
+# AgentLoopBase's private method that left-truncates the initial prompt to rollout.prompt_length (it only logs a
+# warning); the agent loop wraps it to record how many tokens the prompt needed (toolmaster/prompt_truncated/*).
+PROMPT_CAP_METHOD = "_cap_text_prompt_length"

@@ -67,8 +67,24 @@ def step_metrics(extra_fields: list[Any]) -> dict[str, float]:
 
     dicts = [e for e in extra_fields if isinstance(e, dict)]
     out = toolmaster_step_metrics(e.get(EXTRA_KEY) for e in dicts)
+    _warn_truncation_once([e.get(EXTRA_KEY) for e in dicts])
     out.update(reward_step_metrics(e.get("reward_extra_info") for e in dicts))
     return out
+
+
+_TRUNCATION_WARNED = False
+
+
+def _warn_truncation_once(infos: list[Any]) -> None:
+    global _TRUNCATION_WARNED
+    if _TRUNCATION_WARNED:
+        return
+    from .rollout_metrics import truncation_warning
+
+    text = truncation_warning(infos)
+    if text:
+        _TRUNCATION_WARNED = True
+        logger.warning(text)
 
 
 def _wrap_v1(original):

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .base import check_numbers
 from .sandbox_worker import read_frame
 
 WORKER_SCRIPT = Path(__file__).with_name("sandbox_worker.py")
@@ -45,6 +46,10 @@ class SandboxLimits:
     max_print_chars: int = 1 << 20  # printing more than this is a "resource" error
     max_result_chars: int = 65536  # longer observation texts are truncated with a visible marker
 
+    def __post_init__(self) -> None:
+        check_numbers(self, "sandbox limits", positive=("timeout_s", "cpu_s"),
+                      at_least_one=("memory_mb", "file_size_mb", "max_processes", "max_open_files", "max_print_chars", "max_result_chars"))
+
 
 @dataclass
 class SandboxConfig:
@@ -61,6 +66,11 @@ class SandboxConfig:
     max_calls_per_worker: int = 5000  # a worker retires after this many calls (bounds leaks and tampering)
     startup_timeout_s: float = 30.0  # a worker that is not ready by then counts as failed
     grace_s: float = 2.0  # wait beyond timeout_s before the pool declares a worker hung and replaces it
+
+    def __post_init__(self) -> None:
+        check_numbers(self, "sandbox", positive=("startup_timeout_s",), non_negative=("workers", "grace_s"), at_least_one=("max_calls_per_worker",))
+        if not isinstance(self.limits, SandboxLimits):
+            raise ValueError(f"sandbox: limits must be a SandboxLimits, got {type(self.limits).__name__}")
 
 
 class _WorkerFailure(Exception):
