@@ -13,6 +13,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import json
+import logging
 import os
 import queue
 import shutil
@@ -31,6 +32,7 @@ from .base import check_numbers
 from .sandbox_worker import read_frame
 
 WORKER_SCRIPT = Path(__file__).with_name("sandbox_worker.py")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -263,6 +265,7 @@ class SandboxPool:
             self.stats["worker_starts"] += 1
             if self.isolation is None:
                 self.isolation = w.isolation
+                _warn_missing_layers(w.isolation)
         self._ready.set()
         return w
 
@@ -316,6 +319,23 @@ class SandboxPool:
         if worker is not None:
             worker.stop()
             self._workers[slot] = None
+
+
+_WARNED_LAYERS: set[str] = set()
+
+
+def missing_layers(isolation: dict[str, Any]) -> list[str]:
+    """The protections the workers run without (unavailable, weak or switched off), as report lines."""
+    return [f"{k}: {v}" for k, v in isolation.items() if k in ("network", "filesystem", "seccomp") and
+            any(w in str(v) for w in ("unavailable", "weak", "disabled"))]
+
+
+def _warn_missing_layers(isolation: dict[str, Any]) -> None:
+    """Say once per process which protection the sandbox runs without (docs/environments.md: what still holds)."""
+    missing = [m for m in missing_layers(isolation) if m not in _WARNED_LAYERS]
+    if missing:
+        _WARNED_LAYERS.update(missing)
+        logger.warning("the tool sandbox runs without: %s (the other layers still apply; docs/environments.md)", "; ".join(missing))
 
 
 _LIVE_POOLS: "weakref.WeakSet[SandboxPool]" = weakref.WeakSet()
