@@ -24,9 +24,11 @@ def _version_guard() -> None:
 
 
 def _register_agent_loop(_module) -> None:
+    from .gc_tuning import freeze_after_init
     from .registration import register_agent_loop
 
     register_agent_loop()
+    freeze_after_init(compat.AgentLoopWorker)  # no full-heap collections stalling the rollout event loop
 
 
 def _register_reward_manager(_module) -> None:
