@@ -24,11 +24,13 @@ def _version_guard() -> None:
 
 
 def _register_agent_loop(_module) -> None:
-    from .gc_tuning import freeze_after_init
+    from .loop_health import freeze_after_init, gate_starts
     from .registration import register_agent_loop
 
     register_agent_loop()
-    freeze_after_init(compat.AgentLoopWorker)  # no full-heap collections stalling the rollout event loop
+    # keep the rollout event loop responsive: no full-heap collections, no burst of 512 synchronous starts
+    freeze_after_init(compat.AgentLoopWorker)
+    gate_starts(compat.AgentLoopWorker, compat.RUN_TRAJECTORY_METHOD)
 
 
 def _register_reward_manager(_module) -> None:
