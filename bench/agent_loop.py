@@ -330,10 +330,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg = compose_config(model_dir, response_length=1024)
         h = Harness(cfg, AutoTokenizer.from_pretrained(model_dir))
         figures = measure(h, args)
+    report(figures)
+    return 0
+
+
+def report(figures: dict[str, Any]) -> None:
+    """Each figure on stderr, then the one JSON line on stdout (shared by the benchmarks)."""
     for k, v in figures.items():
         print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}", file=sys.stderr)
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
-    return 0
 
 
 if __name__ == "__main__":

@@ -194,9 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     figures["goal_ms"] = GOAL_MS
     figures["goal_met"] = figures["max_loop_stall_ms"] <= GOAL_MS
     figures["load_average_1min"] = os.getloadavg()[0]  # the machine may be shared: context for the figures
-    for k, v in figures.items():
-        print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}", file=sys.stderr)
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
+    sys.path.insert(0, str(Path(__file__).parent))
+    from agent_loop import report
+
+    report(figures)
     return 0
 
 

@@ -107,31 +107,77 @@ class _Child:
         raise value
 
     def kill(self) -> None:
+        kill_process(self.proc)
+
+
+def kill_process(proc: subprocess.Popen) -> None:
+    """SIGKILL a pool's child, reap it and close its pipes (shared with :mod:`.sandbox_pool`)."""
+    try:
+        proc.kill()
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    for f in (proc.stdin, proc.stdout):
         try:
-            self.proc.kill()
-        except ProcessLookupError:
+            f.close()
+        except OSError:
             pass
-        self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout):
-            try:
-                f.close()
-            except OSError:
-                pass
 
 
-class TrustedPool:
-    """Serve jobs on warm children, one serving thread per child; a timed-out child is killed and replaced."""
+_LIVE: "weakref.WeakSet[ServingThreads]" = weakref.WeakSet()
 
-    def __init__(self, config: TrustedPoolConfig | None = None):
-        self.config = config or TrustedPoolConfig()
+
+class ServingThreads:
+    """One daemon thread per slot running ``self._serve(slot)`` on jobs from one queue (``None`` stops a thread).
+    Shared by :class:`TrustedPool` and :class:`~.sandbox_pool.SandboxPool`."""
+
+    def __init__(self, size: int, name: str):
+        self.size, self._name = size, name
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
         self.pid = os.getpid()
+        _LIVE.add(self)  # closed at exit
+
+    def _serve(self, slot: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        if self._threads:
+            return
+        with self._lock:
+            if self._threads or self._closed:
+                return
+            for i in range(self.size):
+                t = threading.Thread(target=self._serve, args=(i,), name=f"{self._name}-{i}", daemon=True)
+                t.start()
+                self._threads.append(t)
+
+    def _stop_threads(self, join_s: float) -> bool:
+        """Mark closed and stop the serving threads; False when it was closed already."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._closed = True
+        for _ in self._threads:
+            self._jobs.put(None)
+        for t in self._threads:
+            t.join(timeout=join_s)
+        return True
+
+
+class TrustedPool(ServingThreads):
+    """Serve jobs on warm children, one serving thread per child; a timed-out child is killed and replaced."""
+
+    def __init__(self, config: TrustedPoolConfig | None = None):
+        self.config = config or TrustedPoolConfig()
+        super().__init__(self.config.workers, "toolmaster-trusted")
         self.stats = {"calls": 0, "timeouts": 0, "lost": 0, "starts": 0}
         self._children: list[_Child | None] = [None] * self.config.workers
-        _LIVE.add(self)
 
     def submit(self, fn: str, *args: Any, timeout_s: float, **kwargs: Any) -> concurrent.futures.Future:
         """Queue ``fn(*args, **kwargs)``; the limit counts from when a child takes the job."""
@@ -149,29 +195,12 @@ class TrustedPool:
         return [c.proc.pid for c in self._children if c is not None]
 
     def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        for _ in self._threads:
-            self._jobs.put(None)
-        for t in self._threads:
-            t.join(timeout=5)
+        if not self._stop_threads(join_s=5):
+            return
         for i, c in enumerate(self._children):
             if c is not None:
                 c.kill()
                 self._children[i] = None
-
-    def _start(self) -> None:
-        if self._threads:
-            return
-        with self._lock:
-            if self._threads or self._closed:
-                return
-            for i in range(self.config.workers):
-                t = threading.Thread(target=self._serve, args=(i,), name=f"toolmaster-trusted-{i}", daemon=True)
-                t.start()
-                self._threads.append(t)
 
     def _serve(self, slot: int) -> None:
         while True:
@@ -203,7 +232,6 @@ class TrustedPool:
             self.stats[key] += 1
 
 
-_LIVE: "weakref.WeakSet[TrustedPool]" = weakref.WeakSet()
 _SHARED: dict[tuple[Any, ...], TrustedPool] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -220,6 +248,7 @@ def shared_pool(config: TrustedPoolConfig) -> TrustedPool:
 
 @atexit.register
 def _close_all() -> None:
+    """Close every pool of this process (trusted and sandbox) at interpreter exit."""
     for pool in list(_LIVE):
         if pool.pid == os.getpid():
             pool.close()
