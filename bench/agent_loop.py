@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import statistics
@@ -292,8 +291,9 @@ def measure(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
             # The start-up heap (torch, transformers, verl, hydra configs: millions of objects) never becomes
             # garbage; left in the collector, every full collection walks it and stalls any asyncio loop for
             # 0.3-1 s whatever the agent loop does. A long-running rollout worker should freeze it likewise.
-            gc.collect()
-            gc.freeze()
+            from verl_toolmaster.loop_health import freeze_startup_heap
+
+            freeze_startup_heap()  # what the plugin does after every AgentLoopWorker start-up
         conc = await concurrency_part(h, args.concurrent, args.latency_ms / 1e3, over["trajectory_s_sequential"], args.repeats)
         return {**over, **conc}
 
