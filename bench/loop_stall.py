@@ -1,10 +1,10 @@
 """Event-loop stalls of a real AgentLoopWorker serving 512 concurrent ToolMaster trajectories, with and without what
 the plugin does to keep the loop responsive (``verl_toolmaster/loop_health.py``): ``gc.freeze()`` after the
-worker's start-up, and at most 4 trajectory starts per loop iteration.
+worker's start-up with full collections moved between batches, and at most 4 trajectory starts per loop iteration.
 
 ``python bench/loop_stall.py [--concurrent 512] [--latency-ms 50] [--repeats 2]``
 
-Each setting runs in a fresh interpreter: ``tuned`` (both), ``no_gc_freeze`` (``TOOLMASTER_GC_FREEZE=0``),
+Each setting runs in a fresh interpreter: ``tuned`` (both), ``no_gc_tuning`` (``TOOLMASTER_GC_FREEZE=0``),
 ``untuned`` (also ``TOOLMASTER_START_GATE=0``: verl as it is). It builds verl's ``AgentLoopWorker``
 in-process (the plugin's hook fires in its ``__init__``), then runs ``generate_sequences`` on a batch of
 ``--concurrent`` rows (``toolmaster_agent``; a scripted server answering instantly with trial call, execute call,
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             from verl_toolmaster.tiny import build_tiny
 
             model_dir = str(build_tiny(tmp))
-        settings = (("tuned", "1", "4"), ("no_gc_freeze", "0", "4"), ("untuned", "0", "0"))
+        settings = (("tuned", "1", "4"), ("no_gc_tuning", "0", "4"), ("untuned", "0", "0"))
         for label, freeze, gate in settings:
             cmd = [sys.executable, __file__, "--child", "--model-dir", model_dir, "--concurrent", str(args.concurrent),
                    "--latency-ms", str(args.latency_ms), "--repeats", str(args.repeats)]
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                 figures[f"{label}/{k}"] = v
     figures["max_loop_stall_ms"] = figures["tuned/max_loop_stall_ms"]
     figures["stall_ratio_untuned_to_tuned"] = figures["untuned/max_loop_stall_ms"] / max(figures["max_loop_stall_ms"], 1e-9)
-    figures["stall_ratio_no_gc_freeze_to_tuned"] = figures["no_gc_freeze/max_loop_stall_ms"] / max(figures["max_loop_stall_ms"], 1e-9)
+    figures["stall_ratio_no_gc_tuning_to_tuned"] = figures["no_gc_tuning/max_loop_stall_ms"] / max(figures["max_loop_stall_ms"], 1e-9)
     figures["elapsed_ratio_tuned_to_untuned"] = figures["tuned/batch_elapsed_s"] / figures["untuned/batch_elapsed_s"]
     figures["goal_ms"] = GOAL_MS
     figures["goal_met"] = figures["max_loop_stall_ms"] <= GOAL_MS

@@ -8,7 +8,7 @@ import gc
 import subprocess
 import sys
 
-from verl_toolmaster.loop_health import ENV_SWITCH, START_GATE_ENV, freeze_after_init, gate_starts
+from verl_toolmaster.loop_health import ENV_SWITCH, FULL_COLLECTION_THRESHOLD, START_GATE_ENV, collect_between_batches, freeze_after_init, gate_starts
 
 
 def _worker_class():
@@ -41,9 +41,10 @@ def test_freeze_can_be_switched_off(monkeypatch):
 def test_plugin_wraps_verls_agent_loop_worker():
     code = ("import verl\nfrom verl_toolmaster import compat\n"
             "print(getattr(compat.AgentLoopWorker.__init__, '_toolmaster_gc', False), "
-            "getattr(getattr(compat.AgentLoopWorker, compat.RUN_TRAJECTORY_METHOD), '_toolmaster_gate', False))")
+            "getattr(getattr(compat.AgentLoopWorker, compat.RUN_TRAJECTORY_METHOD), '_toolmaster_gate', False), "
+            "getattr(compat.AgentLoopWorker.generate_sequences, '_toolmaster_gc', False))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.stdout.strip().splitlines()[-1] == "True True", out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "True True True", out.stderr[-2000:]
 
 
 def _starts_per_iteration(monkeypatch, gate: str) -> list[int]:
@@ -79,3 +80,21 @@ def _starts_per_iteration(monkeypatch, gate: str) -> list[int]:
 def test_start_gate_spreads_a_burst_of_trajectory_starts(monkeypatch):
     assert max(_starts_per_iteration(monkeypatch, "4")) <= 4
     assert max(_starts_per_iteration(monkeypatch, "0")) == 40  # no gate: all start in one iteration
+
+
+def test_full_collections_move_between_batches(monkeypatch):
+    monkeypatch.delenv(ENV_SWITCH, raising=False)
+    before = gc.get_threshold()
+
+    class Worker:
+        async def generate_sequences(self, n: int) -> int:
+            assert gc.get_threshold()[2] == FULL_COLLECTION_THRESHOLD  # raised while the batch runs
+            return n
+
+    collect_between_batches(Worker, "generate_sequences")
+    full = gc.get_stats()[2]["collections"]
+    try:
+        assert asyncio.run(Worker().generate_sequences(3)) == 3
+        assert gc.get_stats()[2]["collections"] >= full + 1  # one full collection after the batch
+    finally:
+        gc.set_threshold(*before)

@@ -4,7 +4,10 @@
 configs). Every full collection walks all of them: 0.3-1 s during which the event loop serves no trajectory
 (``bench/agent_loop.py``, ``bench/loop_stall.py``). Once start-up is over, :func:`freeze_startup_heap` moves them to
 the collector's permanent generation, so later collections only walk what trajectories allocate.
-The plugin applies it after every ``AgentLoopWorker.__init__`` (``TOOLMASTER_GC_FREEZE=0`` turns it off).
+The plugin applies it after every ``AgentLoopWorker.__init__`` (``TOOLMASTER_GC_FREEZE=0`` turns it off). What
+the 512 trajectories of a batch allocate still made full collections of ~50 ms during the batch, so the full
+collection moves to the gap between batches (:func:`collect_between_batches`: one ``gc.collect()`` when a
+``generate_sequences`` call returns, with the threshold of the oldest generation raised so it rarely runs inside one).
 
 2. Start-up bursts. ``AgentLoopWorker.generate_sequences`` creates one task per trajectory at once; each task's first
 step builds its agent loop with ``hydra.utils.instantiate`` (4-8 ms of OmegaConf merging) before its first ``await``,
@@ -53,6 +56,32 @@ def freeze_after_init(cls: Any) -> None:
 
     __init__._toolmaster_gc = True
     cls.__init__ = __init__
+
+
+FULL_COLLECTION_THRESHOLD = 1000  # gen-1 collections before a full one is considered (CPython's default: 10)
+
+
+def collect_between_batches(cls: Any, method: str) -> None:
+    """Wrap the coroutine ``cls.<method>`` (verl's ``generate_sequences``): raise the oldest generation's threshold
+    once, and run a full collection after each call, when none of its trajectories is in flight. Idempotent."""
+    original = getattr(cls, method)
+    if getattr(original, "_toolmaster_gc", False):
+        return
+
+    @functools.wraps(original)
+    async def collected(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if enabled():
+            g0, g1, g2 = gc.get_threshold()
+            if g2 < FULL_COLLECTION_THRESHOLD:
+                gc.set_threshold(g0, g1, FULL_COLLECTION_THRESHOLD)
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            if enabled():
+                gc.collect()  # the batch's cyclic garbage, between batches
+
+    collected._toolmaster_gc = True
+    setattr(cls, method, collected)
 
 
 def start_gate_size() -> int:
