@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import statistics
@@ -292,8 +291,9 @@ def measure(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
             # The start-up heap (torch, transformers, verl, hydra configs: millions of objects) never becomes
             # garbage; left in the collector, every full collection walks it and stalls any asyncio loop for
             # 0.3-1 s whatever the agent loop does. A long-running rollout worker should freeze it likewise.
-            gc.collect()
-            gc.freeze()
+            from verl_toolmaster.loop_health import freeze_startup_heap
+
+            freeze_startup_heap()  # what the plugin does after every AgentLoopWorker start-up
         conc = await concurrency_part(h, args.concurrent, args.latency_ms / 1e3, over["trajectory_s_sequential"], args.repeats)
         return {**over, **conc}
 
@@ -330,10 +330,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg = compose_config(model_dir, response_length=1024)
         h = Harness(cfg, AutoTokenizer.from_pretrained(model_dir))
         figures = measure(h, args)
+    report(figures)
+    return 0
+
+
+def report(figures: dict[str, Any]) -> None:
+    """Each figure on stderr, then the one JSON line on stdout (shared by the benchmarks)."""
     for k, v in figures.items():
         print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}", file=sys.stderr)
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))
-    return 0
 
 
 if __name__ == "__main__":

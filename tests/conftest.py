@@ -54,3 +54,13 @@ def smollm2_model_dir() -> Path:
         return smollm2.ensure()
     except smollm2.SmolLM2Unavailable as e:  # scripts/setup.sh installs it; a bare venv may lack it
         pytest.skip(f"SmolLM2 unavailable: {e}")
+
+
+# Hypothesis: CI draws the same examples on every run (a property test that fails only on some draws would
+# reject good work at random); local runs explore with fresh random draws. Failures found while exploring
+# become explicit @example()s. Choose with HYPOTHESIS_PROFILE=ci|explore; default: ci when $CI is set.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+_hypothesis_settings.register_profile("explore", print_blob=True)
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "explore"))

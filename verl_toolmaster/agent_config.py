@@ -15,9 +15,10 @@ Unknown keys and out-of-range values raise ``ValueError`` naming the key and whe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from .envs.runtime import SECTIONS, RuntimeSettings, runtime_settings
 from .protocol.tags import TRIAL_MODES
 
 _TRUNCATE_SIDES = ("left", "right", "middle")
@@ -43,6 +44,8 @@ class ToolMasterLoopConfig:
     max_parallel_calls: int = 1  # calls of one reply run concurrently in groups of this size, in order
     max_tool_response_length: int = 256  # characters of a tool response shown to the model; longer ones are cut
     tool_response_truncate_side: str = "middle"  # where a long tool response is cut: left, right or middle
+    # Keys sandbox / bfcl / http: settings of the tool backends of this process (envs/runtime.py, docs/knobs.md).
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> ValueError:
@@ -66,7 +69,7 @@ class ToolMasterLoopConfig:
             raise bad("tool_timeout_s", "must be > 0")
 
 
-_FIELDS = {f.name for f in fields(ToolMasterLoopConfig)}
+_FIELDS = ({f.name for f in fields(ToolMasterLoopConfig)} - {"runtime"}) | set(SECTIONS)
 _VERL_KEYS = {  # ours <- actor_rollout_ref.rollout.multi_turn.<key>
     "max_turns": "max_assistant_turns",
     "max_parallel_calls": "max_parallel_calls",
@@ -93,10 +96,18 @@ def load_config(rollout_config: Any, entry: Mapping[str, Any] | None = None) -> 
         value = _get(multi_turn, theirs)
         if value is not None:
             values[ours] = value
-    values.update(_checked(entry, "the toolmaster entry of agent_loop_config_path"))
-    custom = _get(rollout_config, "custom")
-    values.update(_checked(_get(custom, "toolmaster"), "actor_rollout_ref.rollout.custom.toolmaster"))
-    return ToolMasterLoopConfig(**values)
+    sections: dict[str, dict[str, Any]] = {}
+    where = "the toolmaster entry of agent_loop_config_path"
+    for mapping, where in ((entry, where), (_get(_get(rollout_config, "custom"), "toolmaster"), "actor_rollout_ref.rollout.custom.toolmaster")):
+        checked = _checked(mapping, where)
+        for name in SECTIONS:
+            if checked.get(name) is not None:
+                if not isinstance(checked[name], Mapping):
+                    raise ValueError(f"{where}.{name} must be a mapping of keys, got {type(checked[name]).__name__}")
+                sections[name] = _deep_merge(sections.get(name, {}), checked[name])
+            checked.pop(name, None)
+        values.update(checked)
+    return ToolMasterLoopConfig(**values, runtime=runtime_settings(sections, where))
 
 
 def _checked(mapping: Any, where: str) -> dict[str, Any]:
@@ -109,6 +120,13 @@ def _checked(mapping: Any, where: str) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(_FIELDS)}")
     return mapping
+
+
+def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+    return out
 
 
 def to_plain(value: Any) -> Any:

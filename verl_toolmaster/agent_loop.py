@@ -23,6 +23,7 @@ from . import compat
 from .agent_config import ToolMasterLoopConfig, to_plain, load_config
 from .protocol.messages import decode_messages
 from .envs import Observation, ToolEnv, make_env
+from .envs.runtime import apply_runtime
 from .protocol import prompts
 from .protocol.parse import ParsedTurn, ToolCall, decode_turn, parse_turn
 from .protocol.render import message_from_parsed, tool_message
@@ -68,6 +69,7 @@ class _Episode:
     counts: dict[str, Any] = field(default_factory=dict)
     termination: str | None = None
     close_errors: list[str] = field(default_factory=list)
+    row: Any = None  # extra_info["index"] of the dataset row
 
     def __post_init__(self) -> None:
         self.answers = [None] * self.n_user_turns
@@ -123,6 +125,8 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
         self.cfg: ToolMasterLoopConfig
         self.cfg, self._full_determinism = _cached_config(self.config, self.rollout_config, toolmaster)
         self.response_length: int = int(self.rollout_config.response_length)
+        self.prompt_length: int = int(self.rollout_config.prompt_length)
+        self._prompt_tokens: int | None = None  # the initial prompt's length before verl capped it
         self._want_logprobs = False  # set per run from sampling_params["logprobs"]
 
     # ------------------------------------------------------------------ run
@@ -131,6 +135,7 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> Any:
         extra_info = kwargs.get("extra_info") or {}
         row = extra_info.get("index", "?")
+        row = row.item() if hasattr(row, "item") else row  # numpy scalars from parquet
         spec = extra_info.get("env")
         if spec is None:
             raise ValueError(
@@ -145,7 +150,7 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
                 env = make_env(spec)
             except ValueError as e:
                 raise ValueError(f"row {row}: {e}") from None
-            ep = _Episode(env=env, n_user_turns=1 + len(follow_up), follow_up=follow_up, messages=self._messages(kwargs))
+            ep = _Episode(env=env, n_user_turns=1 + len(follow_up), follow_up=follow_up, messages=self._messages(kwargs), row=row)
             try:
                 ep.prompt_ids = await self.ct_build_initial_tokens(ep.messages, tools=env.tools())
             except BaseException:
@@ -515,7 +520,11 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
             "answers": ep.answers,
             "counts": ep.counts,
             "termination": ep.termination or "response_budget",
+            "row": ep.row,
         }
+        if self._prompt_tokens is not None:  # verl left-truncates longer prompts; counted, never silent
+            info.update(prompt_tokens=self._prompt_tokens, prompt_limit=self.prompt_length,
+                        prompt_truncated=self._prompt_tokens > self.prompt_length)
         if ep.close_errors:
             info["env_close_errors"] = ep.close_errors
         extra = {**ep.server_extra, "turn_scores": [], "tool_rewards": [], EXTRA_KEY: info}
@@ -530,6 +539,15 @@ class ToolMasterAgentLoop(compat.AgentLoopBase):
             metrics=ep.metrics,
             extra_fields=extra,
         )
+
+
+def _cap_prompt(self: ToolMasterAgentLoop, prompt_ids: list[int]) -> list[int]:
+    """verl's cap of the initial prompt, after noting how many tokens the prompt needed."""
+    self._prompt_tokens = len(prompt_ids)
+    return getattr(compat.AgentLoopBase, compat.PROMPT_CAP_METHOD)(self, prompt_ids)
+
+
+setattr(ToolMasterAgentLoop, compat.PROMPT_CAP_METHOD, _cap_prompt)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -624,6 +642,7 @@ def _cached_config(trainer_config: Any, rollout_config: Any, entry: Any) -> tupl
     if hit is not None and hit[0] is trainer_config and hit[1] == key:
         return hit[2]
     value = (load_config(rollout_config, to_plain(entry)), bool(rollout_config.get("full_determinism", False)))
+    apply_runtime(value[0].runtime)  # sandbox / bfcl / http settings of this worker process
     _CONFIG_CACHE[id(trainer_config)] = (trainer_config, key, value)
     return value
 

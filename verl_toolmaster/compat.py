@@ -124,3 +124,10 @@ _INTERNALS.update(
     }
 )
 _INTERNALS["resolve_config_path"] = "verl.utils.import_utils:resolve_config_path"  # eval: agent_loop_config_path like the worker
+
+# AgentLoopBase's private method that left-truncates the initial prompt to rollout.prompt_length (it only logs a
+# warning); the agent loop wraps it to record how many tokens the prompt needed (toolmaster/prompt_truncated/*).
+PROMPT_CAP_METHOD = "_cap_text_prompt_length"
+# AgentLoopWorker's private coroutine that builds and runs one trajectory's agent loop (hydra.utils.instantiate, then
+# run()); the plugin gates its start (verl_toolmaster/loop_health.py).
+RUN_TRAJECTORY_METHOD = "_run_agent_loop"

@@ -24,9 +24,14 @@ def _version_guard() -> None:
 
 
 def _register_agent_loop(_module) -> None:
+    from .loop_health import collect_between_batches, freeze_after_init, gate_starts
     from .registration import register_agent_loop
 
     register_agent_loop()
+    # keep the rollout event loop responsive: no full-heap collections, no burst of 512 synchronous starts
+    freeze_after_init(compat.AgentLoopWorker)
+    collect_between_batches(compat.AgentLoopWorker, "generate_sequences")
+    gate_starts(compat.AgentLoopWorker, compat.RUN_TRAJECTORY_METHOD)
 
 
 def _register_reward_manager(_module) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -67,8 +68,34 @@ def step_metrics(extra_fields: list[Any]) -> dict[str, float]:
 
     dicts = [e for e in extra_fields if isinstance(e, dict)]
     out = toolmaster_step_metrics(e.get(EXTRA_KEY) for e in dicts)
+    _warn_truncation_once([e.get(EXTRA_KEY) for e in dicts])
     out.update(reward_step_metrics(e.get("reward_extra_info") for e in dicts))
+    if any(isinstance(e.get(EXTRA_KEY), dict) for e in dicts):  # a step of ours: nothing may go missing
+        ours = [e for e in extra_fields if not isinstance(e, dict) or isinstance(e.get(EXTRA_KEY), dict)]
+        out["toolmaster/missing/termination"] = float(sum(not (isinstance(e, dict) and e[EXTRA_KEY].get("termination")) for e in ours))
+        out["toolmaster/missing/reward"] = float(sum(not _has_score(e) for e in ours))
     return out
+
+
+def _has_score(extra: Any) -> bool:
+    info = extra.get("reward_extra_info") if isinstance(extra, dict) else None
+    score = info.get("score") if isinstance(info, dict) else None
+    return isinstance(score, (int, float)) and math.isfinite(score)
+
+
+_TRUNCATION_WARNED = False
+
+
+def _warn_truncation_once(infos: list[Any]) -> None:
+    global _TRUNCATION_WARNED
+    if _TRUNCATION_WARNED:
+        return
+    from .rollout_metrics import truncation_warning
+
+    text = truncation_warning(infos)
+    if text:
+        _TRUNCATION_WARNED = True
+        logger.warning(text)
 
 
 def _wrap_v1(original):

@@ -32,6 +32,15 @@ def step_metrics(infos: Iterable[dict[str, Any] | None]) -> dict[str, float]:
     tool_seconds = [sum(float(c.get("latency_s") or 0.0) for c in i.get("calls") or ()) for i in infos]
     out[f"{PREFIX}tool_seconds/mean"] = sum(tool_seconds) / n  # time inside tool calls, per trajectory
     out[f"{PREFIX}tool_seconds/sum"] = sum(tool_seconds)  # over the step's trajectories (they overlap in time)
+    errors: dict[str, int] = {}
+    for i in infos:
+        for c in i.get("calls") or ():
+            if not c.get("ok", True):
+                kind = str(c.get("error_kind") or "exception")
+                errors[kind] = errors.get(kind, 0) + 1
+    for kind, n_errors in sorted(errors.items()):  # timeouts, worker crashes (resource), http faults, ...
+        out[f"{PREFIX}tool_errors/{kind}/count"] = float(n_errors)
+    out.update(_truncation_metrics(infos))
     kinds = sorted({k for i in infos for k in i["counts"].get("violations", {})})
     for kind in kinds:
         out[f"{PREFIX}violations/{kind}/mean"] = sum(i["counts"]["violations"].get(kind, 0) for i in infos) / n
@@ -40,6 +49,31 @@ def step_metrics(infos: Iterable[dict[str, Any] | None]) -> dict[str, float]:
     for reason in reasons:
         out[f"{PREFIX}termination/{reason}"] = sum(i.get("termination") == reason for i in infos) / n
     return out
+
+
+def _truncation_metrics(infos: list[dict[str, Any]]) -> dict[str, float]:
+    """Prompts verl left-truncated to ``rollout.prompt_length`` (their system text and tool catalogue lose their
+    start): count, share, and the most tokens any prompt of the step needed."""
+    sized = [i for i in infos if "prompt_tokens" in i]
+    if not sized:
+        return {}
+    cut = sum(bool(i.get("prompt_truncated")) for i in sized)
+    return {f"{PREFIX}prompt_truncated/count": float(cut), f"{PREFIX}prompt_truncated/share": cut / len(sized),
+            f"{PREFIX}prompt_tokens/max": float(max(i["prompt_tokens"] for i in sized))}
+
+
+def truncation_warning(infos: Iterable[dict[str, Any] | None], prompt_length: int | None = None) -> str | None:
+    """The warning for a step with truncated prompts, naming the longest row and the length it needs; else None."""
+    cut = [i for i in infos if isinstance(i, dict) and i.get("prompt_truncated")]
+    if not cut:
+        return None
+    worst = max(cut, key=lambda i: i.get("prompt_tokens", 0))
+    limit = worst.get("prompt_limit", prompt_length)
+    return (f"{len(cut)} prompt(s) of this step exceed data.max_prompt_length={limit} and were left-truncated by verl (their "
+            f"system text and tool catalogue lose their start); the longest, row {worst.get('row', '?')}, needs "
+            f"{worst['prompt_tokens']} tokens. Raise data.max_prompt_length (and rollout.prompt_length) to at least that, or "
+            "drop such rows with `prepare.py --tokenizer PATH --max-prompt-tokens N` (metric toolmaster/prompt_truncated/*; "
+            "this warning is shown once per process)")
 
 
 def mask_metrics(infos: list[dict[str, Any] | None], masks: list[list[int]]) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -198,3 +199,19 @@ def test_tool_names_helper_counts_late_tools(shared_data):
     a = get_adapter("bfcl")()
     t = next(a.convert(r) for r in a.records(shared_data / "bfcl" / "BFCL_v4_multi_turn_miss_func.json"))
     assert "sort" in tool_names(t)
+
+
+def test_tokenizer_reports_prompt_lengths_and_refuses_rows_that_verl_would_truncate(shared_data, prepare, prepare_main, tiny_model_dir, tmp_path):
+    base = ["--dataset", "toolhop", "--input", str(shared_data / "toolhop" / "toolhop_dev10.jsonl"), "--tokenizer", str(tiny_model_dir)]
+    report = prepare([*base, "--output", str(tmp_path / "all.parquet")])
+    line = next(x for x in report.stdout.splitlines() if x.startswith("prompt tokens [all]:"))
+    lengths = sorted(int(n) for n in re.findall(r"(?:min|max) (\d+)", line))
+    assert len(lengths) == 2 and lengths[0] < lengths[1], line
+    limit = (lengths[0] + lengths[1]) // 2  # some rows fit, some do not
+    cut = prepare([*base, "--output", str(tmp_path / "cut.parquet"), "--max-prompt-tokens", str(limit)])
+    skipped = cut.last["skipped"].get("prompt_too_long", 0)
+    assert 0 < skipped < 10 and cut.last["written"] == 10 - skipped
+    assert [r["extra_info"]["index"] for r in read_rows(tmp_path / "cut.parquet")] == list(range(10 - skipped))
+    code, _, err = prepare_main(["--dataset", "toolhop", "--input", str(shared_data / "toolhop" / "toolhop_dev10.jsonl"),
+                                 "--output", str(tmp_path / "x.parquet"), "--max-prompt-tokens", "100"])
+    assert code == 2 and "--max-prompt-tokens needs --tokenizer" in err

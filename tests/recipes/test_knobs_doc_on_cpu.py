@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 import recipe_checks as rc
 from verl_toolmaster.agent_config import ToolMasterLoopConfig
+from verl_toolmaster.envs.bfcl_env import BfclRuntime
 from verl_toolmaster.envs.http_env import HttpConfig
 from verl_toolmaster.envs.perturb import PerturbOptions
 from verl_toolmaster.envs.sandbox_pool import SandboxConfig, SandboxLimits
@@ -56,7 +57,7 @@ def first_token(cell: str) -> str:
 
 
 @pytest.mark.parametrize("cls", [ToolMasterLoopConfig, ToolMasterRewardConfig, JudgeConfig, PerturbOptions,
-                                 SandboxLimits, SandboxConfig, HttpConfig])
+                                 SandboxLimits, SandboxConfig, HttpConfig, BfclRuntime])
 def test_every_config_field_is_named(cls):
     missing = [f.name for f in fields(cls) if not re.search(rf"[`.]{f.name}[`.]", TEXT)]
     assert missing == [], f"docs/knobs.md does not name {cls.__name__} fields {missing}"

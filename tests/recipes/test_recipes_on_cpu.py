@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 import verl  # noqa: F401  (loads our plugin: agent loop and reward manager registrations)
 import recipe_checks as rc
 from verl_toolmaster.agent_config import ToolMasterLoopConfig, load_config
+from verl_toolmaster.envs.runtime import SECTIONS
 from verl_toolmaster.reward.config import ToolMasterRewardConfig
 
 RECIPES = rc.discover()
@@ -223,11 +224,13 @@ def test_gpu_rl_recipes_set_every_loop_and_reward_knob(recipe):
                  "max_tool_response_length": "max_tool_response_length",
                  "tool_response_truncate_side": "tool_response_truncate_side"}
     ours = set(rollout.custom.toolmaster)
-    for f in ToolMasterLoopConfig.__dataclass_fields__:
+    assert set(SECTIONS) <= ours, "the tool backends (sandbox, bfcl, http) are not spelled out"
+    for f in set(ToolMasterLoopConfig.__dataclass_fields__) - {"runtime"}:
         assert f in ours or rollout.multi_turn.get(from_verl.get(f, "-")) is not None, f"loop knob {f} not set"
     assert set(ToolMasterRewardConfig.__dataclass_fields__) <= set(cfg.reward.reward_kwargs)
     loop_cfg = load_config(rollout)
     assert (loop_cfg.trial_mode, loop_cfg.max_turns, loop_cfg.tool_timeout_s) == ("on", 16, 100.0)
+    assert loop_cfg.runtime.http.deadline_s < loop_cfg.tool_timeout_s  # the client's retries decide, not the loop's cap
     assert cfg.algorithm.adv_estimator == "grpo" and cfg.actor_rollout_ref.actor.use_kl_loss
 
 

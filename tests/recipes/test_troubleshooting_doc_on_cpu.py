@@ -152,14 +152,17 @@ def test_the_registration_check_command_prints_true_true():
     assert off.stdout.strip().splitlines()[-1] == "False False", off.stderr[-2000:]
 
 
-def test_sandbox_settings_module_configures_the_pool_at_import_verl(tmp_path):
-    """The doc's my_sandbox.py, loaded through VERL_USE_EXTERNAL_MODULES, sets the pool of the process."""
-    module = re.search(r"```python\n# my_sandbox\.py[^\n]*\n(.*?)```", DOC, re.S).group(1)
-    (tmp_path / "my_sandbox.py").write_text(module)
-    env = {k: v for k, v in os.environ.items() if k != "VERL_PLATFORM"}
-    env.update(PYTHONPATH=str(tmp_path), VERL_USE_EXTERNAL_MODULES="my_sandbox")
-    code = ("import verl\nfrom verl_toolmaster.envs.sandbox_pool import get_pool\n"
-            "pool = get_pool()\nprint(pool.size, pool.config.limits.timeout_s)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+def test_backend_overrides_in_the_doc_configure_the_worker_process():
+    """The doc's +...custom.toolmaster.{sandbox,bfcl,http} overrides, read as an agent-loop worker reads its config,
+    set this process's sandbox pool, BFCL limit and HTTP deadline."""
+    overrides = re.findall(r"\+actor_rollout_ref\.rollout\.(custom\.toolmaster\.\S+=\S+)", DOC)
+    assert len(overrides) == 5, overrides
+    code = ("import sys\nfrom omegaconf import OmegaConf\nfrom verl_toolmaster.agent_loop import _cached_config\n"
+            "from verl_toolmaster.envs import bfcl_env, http_env, sandbox_pool\n"
+            "rollout = OmegaConf.merge(OmegaConf.create({'multi_turn': {'format': 'hermes'}}), OmegaConf.from_dotlist(sys.argv[1:]))\n"
+            "_cached_config(OmegaConf.create({}), rollout, None)\npool = sandbox_pool.get_pool()\n"
+            "print(pool.size, pool.config.limits.timeout_s, pool.config.limits.memory_mb, bfcl_env.bfcl_runtime().timeout_s, "
+            "http_env.get_client().config.deadline_s)")
+    proc = subprocess.run([sys.executable, "-c", code, *overrides], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == "4 10.0"
+    assert proc.stdout.strip().splitlines()[-1] == "4 10 2048 20 60"

@@ -25,6 +25,7 @@ from .repairs import repair_kinds
 from .sft import SFT_FORMATS, SFTUnavailable, check_sft, replay_observations, sft_row, write_rl_parquet, write_sft_parquet
 from .splits import SplitResult, parse_fractions, random_split, tool_disjoint_split, tool_names
 from .task import Task, rl_row
+from .token_lengths import length_report, load_tokenizer, prompt_tokens
 
 SPLIT_MODES = ("none", "random", "tool-disjoint")
 DROPPED_REASON = "split_tools_shared"  # skip reason of tasks a tool-disjoint split had to leave out
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--system-prompt-file", type=Path, help="use this file's text as the RL system prompt instead of the protocol's")
     p.add_argument("--sft-output", type=Path, help="also write plain gold-trace SFT rows here (per split: SFT_<split>.parquet); tasks without a usable gold trace are counted, not written")
     p.add_argument("--sft-format", choices=SFT_FORMATS, default="json-tools", help="json-tools (default): tools and call arguments as JSON strings, load with verl_toolmaster.data.sft_dataset.ToolSFTDataset; nested: verl's plain layout, refused when parquet cannot hold the rows exactly")
+    p.add_argument("--tokenizer", help="HF tokenizer (local dir) whose chat template the policy uses: report each split's prompt token lengths (messages + the task's tools)")
+    p.add_argument("--max-prompt-tokens", type=int, help="with --tokenizer: leave out rows whose prompt needs more tokens (verl would left-truncate them, cutting the system text and tools); counted as skipped prompt_too_long")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -271,9 +274,25 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
 
     names = [n for n in result.splits if n] if args.split != "none" else None
     rl_paths = split_paths(args.output, names)
+    tokenizer = None
+    if args.max_prompt_tokens is not None and (args.tokenizer is None or args.max_prompt_tokens < 1):
+        raise UsageError("--max-prompt-tokens needs --tokenizer and a value >= 1")
+    if args.tokenizer is not None:
+        try:
+            tokenizer = load_tokenizer(args.tokenizer)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--tokenizer {args.tokenizer}: {e}") from None
     for name, part in result.splits.items():
         path = rl_paths[name or None]
         rows = [rl_row(t, i, system) for i, t in enumerate(part)]
+        if tokenizer is not None:
+            lengths = [prompt_tokens(r, tokenizer) for r in rows]
+            print(f"prompt tokens [{name or 'all'}]: {length_report(lengths, [t.id for t in part], args.max_prompt_tokens)}", file=out)
+            if args.max_prompt_tokens is not None:
+                keep = [t for t, n in zip(part, lengths) if n <= args.max_prompt_tokens]
+                if len(keep) < len(part):
+                    summary.skipped["prompt_too_long"] += len(part) - len(keep)
+                    rows = [rl_row(t, i, system) for i, t in enumerate(keep)]
         summary.split_sizes[name or "all"] = len(rows)
         if not rows:
             print(f"note: no RL rows for {name or 'the output'}; {path} not written", file=out)

@@ -135,6 +135,16 @@ class ToolEnv(ABC):
         return obs
 
 
+def check_numbers(obj: Any, where: str, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (), at_least_one: tuple[str, ...] = ()) -> None:
+    """Raise ``ValueError`` naming ``where: key=value`` for the first field outside its range (settings dataclasses)."""
+    for keys, ok, why in ((positive, lambda v: v > 0, "must be > 0"), (non_negative, lambda v: v >= 0, "must be >= 0"),
+                          (at_least_one, lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1")):
+        for key in keys:
+            value = getattr(obj, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+                raise ValueError(f"{where}: {key}={value!r} {why}")
+
+
 def digest(obj: Any) -> str:
     """Stable sha256 of a JSON-serialisable object (key order and whitespace do not matter)."""
     blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)

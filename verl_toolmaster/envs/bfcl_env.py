@@ -17,10 +17,12 @@ import importlib
 import inspect
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from .base import Observation, ToolEnv, decode_arguments, digest, register_env, unknown_tool
 from .schemas import tool_map
+from .trusted_pool import CallTimeout, TrustedPoolConfig, WorkerLost, shared_pool
 
 INSTALL_HINT = "pip install --no-deps bfcl-eval==2026.3.23 mpmath==1.3.0"
 
@@ -88,6 +90,55 @@ def render_result(value: Any) -> str:
     return str(value)
 
 
+@dataclass
+class BfclRuntime:
+    """How bfcl-eval's API classes run calls (process-wide: ``configure_bfcl``)."""
+
+    isolation: str = "process"  # "process": each call in a warm child process with a time limit; "inline": in the caller's thread, no limit
+    timeout_s: float = 10.0  # wall-clock limit of one call in "process" mode; past it the child is killed and the call is a timeout
+    workers: int = 2  # child processes per trainer process in "process" mode (calls beyond wait in a queue)
+    memory_mb: int = 4096  # address-space limit of each child in "process" mode (MiB)
+
+    def __post_init__(self) -> None:
+        if self.isolation not in ("process", "inline"):
+            raise ValueError(f"bfcl: isolation={self.isolation!r} must be 'process' or 'inline'")
+        if not (isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0):
+            raise ValueError(f"bfcl: timeout_s={self.timeout_s!r} must be > 0")
+        try:
+            self.pool()
+        except ValueError as e:  # workers, memory_mb
+            raise ValueError(f"bfcl: {e}".replace("trusted pool: ", "")) from None
+
+    def pool(self) -> TrustedPoolConfig:
+        return TrustedPoolConfig(workers=self.workers, memory_mb=self.memory_mb)
+
+
+_RUNTIME = BfclRuntime()
+
+
+def configure_bfcl(runtime: BfclRuntime) -> None:
+    """Set how this process runs BFCL calls (affects calls made after it)."""
+    global _RUNTIME
+    _RUNTIME = runtime
+
+
+def bfcl_runtime() -> BfclRuntime:
+    return _RUNTIME
+
+
+def execute_call(instances: dict[str, Any], name: str, args: dict[str, Any]) -> tuple[Observation, dict[str, Any]]:
+    """Run one checked call on ``instances`` (in a trusted child or inline); returns the observation and the
+    instances after the call (in a child: the copies that travelled there and back)."""
+    method = method_table(instances)[name]
+    try:
+        # bfcl-eval's executor evals a call string, so each call gets fresh argument objects; the API classes
+        # keep references (a tweet's mentions list), which later calls would mutate inside the call log.
+        text = render_result(method(**copy.deepcopy(args)))  # rendering a huge int raises too
+    except Exception as e:  # noqa: BLE001 - the API's own error, shown as bfcl-eval shows it
+        return Observation(False, f"Error during execution: {e}", "exception"), instances
+    return Observation(True, text), instances
+
+
 @register_env("bfcl")
 class BfclEnv(ToolEnv):
     """BFCL multi-turn backends; tools can appear at later user turns (``set_turn``)."""
@@ -137,13 +188,21 @@ class BfclEnv(ToolEnv):
         problem = binding_problem(name, inspect.signature(method), args)
         if problem:
             return self._finish(Observation(False, f"Error during execution: {problem}", "schema"), started)
+        runtime = _RUNTIME
+        if runtime.isolation == "inline":
+            return self._finish(execute_call(self.instances, name, args)[0], started)
         try:
-            # bfcl-eval's executor evals a call string, so each call gets fresh argument objects; the API classes
-            # keep references (a tweet's mentions list), which later calls would mutate inside the call log.
-            result = method(**copy.deepcopy(args))
-        except Exception as e:  # noqa: BLE001 - the API's own error, shown as bfcl-eval shows it
-            return self._finish(Observation(False, f"Error during execution: {e}", "exception"), started)
-        return self._finish(Observation(True, render_result(result)), started)
+            obs, instances = await shared_pool(runtime.pool()).call(
+                f"{__name__}:execute_call", self.instances, name, args, timeout_s=runtime.timeout_s
+            )
+        except CallTimeout:
+            text = f"Error during execution: {name}() did not finish within {runtime.timeout_s:g} s (time limit); the state is as before the call."
+            return self._finish(Observation(False, text, "timeout"), started)
+        except WorkerLost as e:
+            return self._finish(Observation(False, f"Error during execution: {name}() failed: {e}", "resource"), started)
+        self.instances = instances
+        self._methods = method_table(instances)
+        return self._finish(obs, started)
 
     def fork(self) -> "BfclEnv":
         twin = BfclEnv(self.spec, _instances=copy.deepcopy(self.instances))

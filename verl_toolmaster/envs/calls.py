@@ -2,11 +2,17 @@
 
 Gold traces of ToolHop and BFCL are stored as Python call strings; BFCL's checker consumes them too.
 Parsing uses :mod:`ast` and only accepts literal arguments, so nothing is ever evaluated.
+
+Real API schemas name parameters ``from``, ``in``, ``class``, ``lambda`` or ``max-results``; such names cannot
+be written as ``name=value``, so :func:`format_call` passes them in one trailing ``**{'from': 1}`` literal
+dict, which :func:`parse_call_string` reads back.
 """
 
 from __future__ import annotations
 
 import ast
+import keyword
+import unicodedata
 from typing import Any
 
 
@@ -25,9 +31,16 @@ def parse_call_string(s: str) -> tuple[str, list[Any], dict[str, Any]]:
     args = [_literal(a, s) for a in node.args]
     kwargs: dict[str, Any] = {}
     for kw in node.keywords:
-        if kw.arg is None:
-            raise ValueError(f"call string {s!r}: **kwargs unpacking is not supported")
-        kwargs[kw.arg] = _literal(kw.value, s)
+        if kw.arg is not None:
+            items = {kw.arg: _literal(kw.value, s)}
+        else:  # ``**{'from': 1}``: parameters whose names are keywords or not identifiers
+            items = _literal(kw.value, s)
+            if not isinstance(items, dict) or not all(isinstance(k, str) for k in items):
+                raise ValueError(f"call string {s!r}: **kwargs unpacking needs a literal dict with string keys")
+        repeated = sorted(set(items) & set(kwargs))
+        if repeated:
+            raise ValueError(f"call string {s!r}: argument(s) {repeated} given twice")
+        kwargs.update(items)
     return name, args, kwargs
 
 
@@ -44,8 +57,32 @@ def bind_arguments(name: str, params: list[str], args: list[Any], kwargs: dict[s
 
 
 def format_call(name: str, arguments: dict[str, Any]) -> str:
-    """``("f", {"b": "x"})`` -> ``"f(b='x')"`` (keyword form, Python literals), the inverse of parsing."""
-    return f"{name}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+    """``("f", {"b": "x", "from": 1})`` -> ``"f(b='x', **{'from': 1})"``, the inverse of :func:`parse_call_string`.
+
+    Parameters named like identifiers are written ``k=v``; the rest (Python keywords such as ``if`` or ``from``,
+    names such as ``max-results`` or ``""``) go into one trailing ``**{...}`` literal. Raises ``ValueError``
+    naming the tool when ``name`` is not a (dotted) identifier: no call string can carry it.
+    """
+    if not is_call_name(name):
+        raise ValueError(f"tool name {name!r} cannot be written as a Python call string (not a dotted identifier)")
+    plain = [f"{k}={v!r}" for k, v in arguments.items() if is_keyword_name(k)]
+    other = {k: v for k, v in arguments.items() if not is_keyword_name(k)}
+    if other:
+        plain.append(f"**{other!r}")
+    return f"{name}({', '.join(plain)})"
+
+
+def is_keyword_name(name: Any) -> bool:
+    """True when ``name=value`` is valid Python and reads back as ``name``: an identifier that is not a keyword
+    (``if``, ``from``, ...) and is NFKC-normal (the parser folds e.g. the ligature ``ﬁ`` to ``fi``)."""
+    return (
+        isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name) and unicodedata.normalize("NFKC", name) == name
+    )
+
+
+def is_call_name(name: Any) -> bool:
+    """True when ``name`` can be the callee of a call string: identifiers joined by dots, none a keyword."""
+    return isinstance(name, str) and bool(name) and all(is_keyword_name(part) for part in name.split("."))
 
 
 def _dotted_name(node: ast.expr) -> str | None:

@@ -26,7 +26,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Observation, ToolEnv, digest, register_env
+from .base import Observation, ToolEnv, check_numbers, digest, register_env
 from .schemas import tool_map
 
 
@@ -47,6 +47,10 @@ class HttpConfig:
     max_concurrency: int = 16  # simultaneous requests per event loop
     max_response_bytes: int = 4 << 20  # larger replies count as malformed
     max_observation_chars: int = 8192  # longer observation texts are truncated with a visible marker
+
+    def __post_init__(self) -> None:
+        check_numbers(self, "http", positive=("timeout_s", "deadline_s", "backoff_max_s", "breaker_reset_s"), non_negative=("retries", "backoff_s"),
+                      at_least_one=("breaker_failures", "max_concurrency", "max_response_bytes", "max_observation_chars"))
 
     @classmethod
     def from_env(cls) -> "HttpConfig":

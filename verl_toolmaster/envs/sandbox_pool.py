@@ -10,9 +10,9 @@ replaced, and the call gets an error result; the trainer process itself never ex
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import json
+import logging
 import os
 import queue
 import shutil
@@ -22,14 +22,16 @@ import sys
 import tempfile
 import threading
 import time
-import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .base import check_numbers
 from .sandbox_worker import read_frame
+from .trusted_pool import ServingThreads, kill_process
 
 WORKER_SCRIPT = Path(__file__).with_name("sandbox_worker.py")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +46,10 @@ class SandboxLimits:
     max_open_files: int = 64  # RLIMIT_NOFILE of the tool process
     max_print_chars: int = 1 << 20  # printing more than this is a "resource" error
     max_result_chars: int = 65536  # longer observation texts are truncated with a visible marker
+
+    def __post_init__(self) -> None:
+        check_numbers(self, "sandbox limits", positive=("timeout_s", "cpu_s"),
+                      at_least_one=("memory_mb", "file_size_mb", "max_processes", "max_open_files", "max_print_chars", "max_result_chars"))
 
 
 @dataclass
@@ -61,6 +67,11 @@ class SandboxConfig:
     max_calls_per_worker: int = 5000  # a worker retires after this many calls (bounds leaks and tampering)
     startup_timeout_s: float = 30.0  # a worker that is not ready by then counts as failed
     grace_s: float = 2.0  # wait beyond timeout_s before the pool declares a worker hung and replaces it
+
+    def __post_init__(self) -> None:
+        check_numbers(self, "sandbox", positive=("startup_timeout_s",), non_negative=("workers", "grace_s"), at_least_one=("max_calls_per_worker",))
+        if not isinstance(self.limits, SandboxLimits):
+            raise ValueError(f"sandbox: limits must be a SandboxLimits, got {type(self.limits).__name__}")
 
 
 class _WorkerFailure(Exception):
@@ -144,16 +155,7 @@ class _Worker:
         return f"exit status {code}"
 
     def kill(self) -> None:
-        try:
-            self.proc.kill()
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout):
-            try:
-                f.close()
-            except OSError:
-                pass
+        kill_process(self.proc)
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def stop(self, wait_s: float = 2.0) -> None:
@@ -166,23 +168,16 @@ class _Worker:
         self.kill()
 
 
-class SandboxPool:
+class SandboxPool(ServingThreads):
     """Warm sandbox workers shared by all Python tool environments of this process."""
 
     def __init__(self, config: SandboxConfig | None = None):
         self.config = config or SandboxConfig()
-        self.size = self.config.workers or os.cpu_count() or 1
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
+        super().__init__(self.config.workers or os.cpu_count() or 1, "toolmaster-sandbox")
         self._workers: list[_Worker | None] = [None] * self.size
-        self._lock = threading.Lock()
         self._ready = threading.Event()
-        self._started = False
-        self._closed = False
         self.isolation: dict[str, Any] | None = None  # what the workers could enforce (from their handshake)
         self.stats = {"calls": 0, "errors": 0, "worker_starts": 0, "worker_replacements": 0, "worker_retirements": 0}
-        self.pid = os.getpid()
-        _LIVE_POOLS.add(self)
 
     # ---------------------------------------------------------------------------------------- public API
     def submit(self, fn: str, code: str, kwargs: dict[str, Any]) -> concurrent.futures.Future:
@@ -213,14 +208,8 @@ class SandboxPool:
 
     def close(self) -> None:
         """Stop the workers (they remove their temp dirs) and the serving threads. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        for _ in self._threads:
-            self._jobs.put(None)
-        for t in self._threads:
-            t.join(timeout=self.config.limits.timeout_s + self.config.grace_s + 3)
+        if not self._stop_threads(join_s=self.config.limits.timeout_s + self.config.grace_s + 3):
+            return
         for i, w in enumerate(self._workers):
             if w is not None:
                 w.stop()
@@ -234,18 +223,6 @@ class SandboxPool:
                 job[1].set_result({"ok": False, "error_kind": "resource", "text": "Error: the sandbox pool was shut down."})
 
     # ---------------------------------------------------------------------------------------- internals
-    def _start(self) -> None:
-        if self._started:
-            return
-        with self._lock:
-            if self._started or self._closed:
-                return
-            for i in range(self.size):
-                t = threading.Thread(target=self._serve, args=(i,), name=f"toolmaster-sandbox-{i}", daemon=True)
-                t.start()
-                self._threads.append(t)
-            self._started = True
-
     def _spawn(self, slot: int) -> _Worker:
         w = _Worker(self.config)
         self._workers[slot] = w
@@ -253,6 +230,7 @@ class SandboxPool:
             self.stats["worker_starts"] += 1
             if self.isolation is None:
                 self.isolation = w.isolation
+                _warn_missing_layers(w.isolation)
         self._ready.set()
         return w
 
@@ -308,7 +286,23 @@ class SandboxPool:
             self._workers[slot] = None
 
 
-_LIVE_POOLS: "weakref.WeakSet[SandboxPool]" = weakref.WeakSet()
+_WARNED_LAYERS: set[str] = set()
+
+
+def missing_layers(isolation: dict[str, Any]) -> list[str]:
+    """The protections the workers run without (unavailable, weak or switched off), as report lines."""
+    return [f"{k}: {v}" for k, v in isolation.items() if k in ("network", "filesystem", "seccomp") and
+            any(w in str(v) for w in ("unavailable", "weak", "disabled"))]
+
+
+def _warn_missing_layers(isolation: dict[str, Any]) -> None:
+    """Say once per process which protection the sandbox runs without (docs/environments.md: what still holds)."""
+    missing = [m for m in missing_layers(isolation) if m not in _WARNED_LAYERS]
+    if missing:
+        _WARNED_LAYERS.update(missing)
+        logger.warning("the tool sandbox runs without: %s (the other layers still apply; docs/environments.md)", "; ".join(missing))
+
+
 _DEFAULT: SandboxPool | None = None
 _DEFAULT_CONFIG = SandboxConfig()
 _DEFAULT_LOCK = threading.Lock()
@@ -335,9 +329,3 @@ def get_pool() -> SandboxPool:
             _DEFAULT = SandboxPool(_DEFAULT_CONFIG)
         return _DEFAULT
 
-
-@atexit.register
-def _close_all() -> None:
-    for pool in list(_LIVE_POOLS):
-        if pool.pid == os.getpid():
-            pool.close()

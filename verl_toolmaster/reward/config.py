@@ -35,6 +35,8 @@ class ToolMasterRewardConfig:
     text_fallback: bool = True  # without a "toolmaster" record, rebuild one from the decoded text with the protocol parser
     delegate_unknown_sources: bool = True  # data sources without a scorer go to verl's compute_score (custom or default)
     judge: JudgeConfig = field(default_factory=JudgeConfig)  # StableToolBench: LLM judge or offline proxy
+    scoring_timeout_s: float = 60.0  # wall-clock limit of scoring one trajectory; past it the score is 0 with reason "timeout"
+    scoring_workers: int = 2  # child processes per reward worker for cpu_heavy scorers (BFCL multi-turn re-execution)
 
     def __post_init__(self) -> None:
         for name in ("w_answer", "w_format", "w_trial", "w_cost", "violation_penalty", "cost_per_excess"):
@@ -43,6 +45,10 @@ class ToolMasterRewardConfig:
         for name in ("trial_call_budget", "execute_call_budget", "turn_budget"):
             if getattr(self, name) < 0:
                 raise RewardConfigError(f"reward_kwargs.{name} must be >= 0, got {getattr(self, name)}")
+        if not (isinstance(self.scoring_timeout_s, (int, float)) and self.scoring_timeout_s > 0):
+            raise RewardConfigError(f"reward_kwargs.scoring_timeout_s must be > 0, got {self.scoring_timeout_s!r}")
+        if not isinstance(self.scoring_workers, int) or self.scoring_workers < 1:
+            raise RewardConfigError(f"reward_kwargs.scoring_workers must be an integer >= 1, got {self.scoring_workers!r}")
         if not 0 < self.correct_threshold <= 1:
             raise RewardConfigError(f"reward_kwargs.correct_threshold must be in (0, 1], got {self.correct_threshold}")
 

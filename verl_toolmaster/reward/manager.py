@@ -19,6 +19,7 @@ from typing import Any, Callable
 from verl import DataProto
 
 from verl_toolmaster.compat import RewardManagerBase
+from verl_toolmaster.envs.trusted_pool import CallTimeout, TrustedPoolConfig, shared_pool
 from verl_toolmaster.protocol.tags import SPAN_LABELS
 
 from . import registered_when_defined
@@ -60,6 +61,7 @@ BASE_KEYS = (
     "from_text",  # 1.0 when the record was rebuilt from the decoded text
     "spans_mismatch",  # 1.0 when the record's phase_spans do not describe the response tokens (a loop bug)
     "scorer_error",  # 1.0 when the scorer raised (reason "scorer_error")
+    "scoring_timeout",  # 1.0 when scoring outlived reward_kwargs.scoring_timeout_s (reason "timeout", score of answer 0)
     "reason",  # str: why the answer scored what it did; verl's metric aggregation skips str columns
 )
 
@@ -110,7 +112,7 @@ class ToolMasterRewardManager(RewardManagerBase):
         record, record_note, from_text = self._record(nt, text, index)
         mismatch = record is not None and not from_text and self._spans_mismatch(record, item, valid, index)
         scorer = self.scorers.get(source)
-        failed = False
+        failed = timed_out = False
         if scorer is None:
             result = await self._delegated(source, ids, nt, index)
         else:
@@ -118,10 +120,10 @@ class ToolMasterRewardManager(RewardManagerBase):
                 ground_truth = self._ground_truth(nt)
                 env_spec = self._env_spec(nt) if scorer.needs_env_spec else None
                 episode = episode_from_record(record, text, env_spec) if record else Episode(answers=[], response_text=text)
-                if scorer.cpu_heavy:
-                    result = await asyncio.get_running_loop().run_in_executor(None, scorer.score, ground_truth, episode)
-                else:
-                    result = await scorer.ascore(ground_truth, episode)
+                result = await self._bounded_score(scorer, ground_truth, episode)
+            except (asyncio.TimeoutError, CallTimeout):
+                self._log_once(f"timeout:{source}", "scoring sample index=%s (%s) took longer than scoring_timeout_s=%g s", index, source, self.cfg.scoring_timeout_s)
+                result, timed_out = ScoreResult(0.0, "timeout"), True
             except Exception as exc:  # a failing scorer must not kill the training step
                 first = f"scorer:{source}:{type(exc).__name__}" not in self._warned
                 self._warned.add(f"scorer:{source}:{type(exc).__name__}")
@@ -151,7 +153,8 @@ class ToolMasterRewardManager(RewardManagerBase):
             "from_text": float(from_text),
             "spans_mismatch": float(mismatch),
             "scorer_error": float(failed),
-            "reason": result.reason if record is not None or failed or scorer is None else record_note,
+            "scoring_timeout": float(timed_out),
+            "reason": result.reason if record is not None or failed or timed_out or scorer is None else record_note,
         }
         details = result.details
         for key in self.detail_keys:
@@ -164,6 +167,16 @@ class ToolMasterRewardManager(RewardManagerBase):
         return {"reward_score": float(comps.score), "reward_extra_info": info}
 
     # ---------------------------------------------------------------- helpers
+
+    async def _bounded_score(self, scorer: Scorer, ground_truth: dict[str, Any], episode: Episode) -> ScoreResult:
+        """Score within ``scoring_timeout_s``: cpu_heavy scorers in a killable child process (a thread could not be
+        stopped and would hold the GIL), the others under an asyncio timeout (they wait on the network or are quick)."""
+        limit = self.cfg.scoring_timeout_s
+        if scorer.cpu_heavy:
+            cls = type(scorer)
+            pool = shared_pool(TrustedPoolConfig(workers=self.cfg.scoring_workers))
+            return await pool.call("verl_toolmaster.reward.scorers.base:score_in_child", f"{cls.__module__}:{cls.__qualname__}", ground_truth, episode, timeout_s=limit)
+        return await asyncio.wait_for(scorer.ascore(ground_truth, episode), timeout=limit)
 
     @property
     def extra_keys(self) -> tuple[str, ...]:

@@ -131,7 +131,11 @@ def excerpt(text: str, limit: int = 120) -> str:
 
 def show_call(name: str, arguments: dict[str, Any], limit: int = 80) -> str:
     """A call as Python-style text for reasoning (``f(a=1)``), shortened and tag-free."""
-    text = _TAG_CHARS.sub("", format_call(name, arguments))
+    try:
+        text = format_call(name, arguments)
+    except ValueError:  # a tool name no call string can carry: show it as it is
+        text = f"{name}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+    text = _TAG_CHARS.sub("", text)
     return text if len(text) <= limit else text[: limit - 4].rstrip() + "...)"
 
 

@@ -52,8 +52,9 @@ class Scorer:
     # Every key a subclass may put in ScoreResult.details. The reward manager reports all of them for every
     # sample (None where the sample's scorer does not produce the key), because verl needs one key set per batch.
     detail_keys: ClassVar[tuple[str, ...]] = ()
-    # True when score() is slow enough (tool re-execution) that the reward manager should run it off the
-    # event loop, in a worker thread.
+    # True when score() is slow enough (tool re-execution) that the reward manager runs it off the event loop, in
+    # a killable child process (``score_in_child``) bounded by ``reward_kwargs.scoring_timeout_s``; the class must
+    # then be constructible without arguments.
     cpu_heavy: ClassVar[bool] = False
     # True when score() reads Episode.env_spec (the reward manager parses extra_info["env"] only then).
     needs_env_spec: ClassVar[bool] = False
@@ -80,3 +81,17 @@ def register_scorer(*sources: str) -> Callable[[type[Scorer]], type[Scorer]]:
         return cls
 
     return deco
+
+
+_CHILD_SCORERS: dict[str, Scorer] = {}
+
+
+def score_in_child(cls_path: str, ground_truth: dict[str, Any], episode: Episode) -> ScoreResult:
+    """``cls().score(...)`` for a cpu_heavy scorer, in a child of :mod:`verl_toolmaster.envs.trusted_pool`."""
+    scorer = _CHILD_SCORERS.get(cls_path)
+    if scorer is None:
+        import importlib
+
+        module, _, name = cls_path.partition(":")
+        scorer = _CHILD_SCORERS[cls_path] = getattr(importlib.import_module(module), name)()
+    return scorer.score(ground_truth, episode)

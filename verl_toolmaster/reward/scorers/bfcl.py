@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import keyword
 import sys
 import threading
 import types
@@ -19,6 +18,7 @@ import uuid
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+from ...envs.calls import is_keyword_name
 from .base import Episode, Scorer, ScoreResult, register_scorer
 
 # The model name we pass to bfcl-eval's checkers. Calls keep the function names of the BFCL docs (dots
@@ -179,7 +179,7 @@ def call_string(name: str, arguments: dict[str, Any], allowed: frozenset[str]) -
     ``Error during execution: name ... is not defined`` for it, which is what bfcl-eval records for an unknown
     function too. Values are rendered with ``repr`` of their JSON-decoded form, i.e. as literals.
     """
-    if name not in allowed or not all(isinstance(k, str) and k.isidentifier() and not keyword.iskeyword(k) for k in arguments):
+    if name not in allowed or not all(is_keyword_name(k) for k in arguments):
         return "_toolmaster_rejected_call()"
     return f"{name}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
 
