@@ -213,29 +213,13 @@ def verl_sft_step(model_dir: str, data: Path, batch: int, steps: int, work: Path
 
 # ------------------------------------------------------------------------------------------------ verl grpo
 
-# A task whose tool is fixed, so scripted rollouts (trial call, execute call, answer) run it for real in every row.
-_ADD = {"type": "function", "function": {"name": "add", "description": "Add two integers.", "parameters": {
-    "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}}}
-_TURNS = ['<trial>Probe add.</trial>\n<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 1}}\n</tool_call><|im_end|>',
-          '<execute>Add them.</execute>\n<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call><|im_end|>',
-          "<answer>5</answer><|im_end|>"]
-
-
 def verl_grpo_update(model_dir: str, work: Path, steps: int) -> dict:
     """``timing_s/update_actor`` of ``main_ppo`` (recipes/cpu/pipeline_grpo.yaml, scripted rollouts) and the shape
     of the batch it trained on (sequences, mean prompt and response tokens)."""
-    from verl_toolmaster.data.sft import write_rl_parquet
-    from verl_toolmaster.data.task import Task, rl_row
-    from verl_toolmaster.protocol import system_prompt
+    from verl_toolmaster.data.smoke import write_smoke_run
     from verl_toolmaster.verl_logs import parse_steps
 
-    tasks = [Task(id=f"add-{i}", source="toolhop", query="What is 2 + 3? Use the tools.",
-                  env={"kind": "python", "tools": [_ADD], "code": {"add": "def add(a, b):\n    return a + b\n"}},
-                  ground_truth={"answer": "5", "answer_type": "number", "sub_answers": {}}) for i in range(16)]
-    data = work / "grpo_rows.parquet"
-    write_rl_parquet([rl_row(t, i, system_prompt("on")) for i, t in enumerate(tasks)], data)
-    script = work / "grpo_script.json"
-    script.write_text(json.dumps({"turns": _TURNS}))
+    data, script = write_smoke_run(work / "grpo_rows", 16)
     cmd = [sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(REPO / "recipes/cpu"), "--config-name", "pipeline_grpo",
            f"actor_rollout_ref.model.path={model_dir}", f"data.train_files={data}", f"data.val_files={data}",
            f"trainer.total_training_steps={1 + steps}", f"trainer.default_local_dir={work / 'grpo'}", "trainer.logger=[console]"]

@@ -12,32 +12,12 @@ import json
 import pytest
 
 from e2e_helpers import parse_steps, run_script
-from verl_toolmaster.data.sft import write_rl_parquet
-from verl_toolmaster.data.task import Task, rl_row
-from verl_toolmaster.protocol import system_prompt
+from verl_toolmaster.data.smoke import write_smoke_run
 
 pytestmark = pytest.mark.slow
 
-ADD_TOOL = {"type": "function", "function": {"name": "add", "description": "Add two integers.", "parameters": {
-    "type": "object", "properties": {"a": {"type": "integer", "description": "first"},
-                                     "b": {"type": "integer", "description": "second"}}, "required": ["a", "b"]}}}
-SCRIPT = [
-    '<trial>Probe add with small numbers.</trial>\n<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 1}}\n'
-    "</tool_call><|im_end|>",
-    '<execute>Add the two numbers.</execute>\n<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n'
-    "</tool_call><|im_end|>",
-    "<answer>5</answer><|im_end|>",
-]
-
-
 def test_grpo_steps_with_tool_calls(tmp_path):
-    tasks = [Task(id=f"add-{i}", source="toolhop", query="What is 2 + 3? Use the tools.",
-                  env={"kind": "python", "tools": [ADD_TOOL], "code": {"add": "def add(a, b):\n    return a + b\n"}},
-                  ground_truth={"answer": "5", "answer_type": "number", "sub_answers": {}}) for i in range(8)]
-    data = tmp_path / "add.parquet"
-    write_rl_parquet([rl_row(t, i, system_prompt("on")) for i, t in enumerate(tasks)], data)
-    script = tmp_path / "script.json"
-    script.write_text(json.dumps({"turns": SCRIPT}))
+    data, script = write_smoke_run(tmp_path, 8)
     rollouts = tmp_path / "rollouts"
     proc = run_script("recipes/cpu/run_grpo_tiny.sh", tmp_path / "out",
                       "trainer.total_training_steps=2", "trainer.save_freq=2", f"trainer.rollout_data_dir={rollouts}",

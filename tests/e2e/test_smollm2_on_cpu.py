@@ -19,10 +19,7 @@ import sys
 import pytest
 
 from e2e_helpers import REPO, parse_steps
-from test_grpo_smoke_on_cpu import ADD_TOOL, SCRIPT
-from verl_toolmaster.data.sft import write_rl_parquet
-from verl_toolmaster.data.task import Task, rl_row
-from verl_toolmaster.protocol import system_prompt
+from verl_toolmaster.data.smoke import ADD_TOOL, write_smoke_run
 
 pytestmark = pytest.mark.slow
 
@@ -62,13 +59,7 @@ def test_sft_two_steps(smollm2_model_dir, tmp_path):
 
 
 def test_grpo_one_step(smollm2_model_dir, tmp_path):
-    tasks = [Task(id=f"add-{i}", source="toolhop", query="What is 2 + 3? Use the tools.",
-                  env={"kind": "python", "tools": [ADD_TOOL], "code": {"add": "def add(a, b):\n    return a + b\n"}},
-                  ground_truth={"answer": "5", "answer_type": "number", "sub_answers": {}}) for i in range(4)]
-    data = tmp_path / "add.parquet"
-    write_rl_parquet([rl_row(t, i, system_prompt("on")) for i, t in enumerate(tasks)], data)
-    script = tmp_path / "script.json"
-    script.write_text(json.dumps({"turns": SCRIPT}))
+    data, script = write_smoke_run(tmp_path, 4)
     proc = subprocess.run(
         [sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(REPO / "recipes/cpu"),
          "--config-name", "pipeline_grpo", f"actor_rollout_ref.model.path={smollm2_model_dir}",
