@@ -12,7 +12,7 @@ import statistics
 from typing import Any
 
 from ..envs import make_env
-from .messages import decode_messages
+from ..protocol.messages import decode_messages
 
 
 def load_tokenizer(path: str) -> Any:
