@@ -74,7 +74,8 @@ def test_grpo_one_step(smollm2_model_dir, tmp_path):
     m = steps[1]
     # the fp32 actor recomputes the server's log-probs: the weights and the tokens both line up
     assert m["training/rollout_probs_diff_mean"] < 1e-3, m["training/rollout_probs_diff_mean"]
-    assert math.isfinite(m["actor/pg_loss"]) and m["actor/grad_norm"] > 0
+    # scripted rollouts give every trajectory of a group the same reward: zero advantage, a zero but finite gradient
+    assert math.isfinite(m["actor/pg_loss"]) and math.isfinite(m["actor/grad_norm"])
     assert m["toolmaster/trial_calls/mean"] == 1.0 and m["toolmaster/execute_calls/mean"] == 1.0
     assert m["toolmaster/termination/answered"] == 1.0 and m["toolmaster/tool_errors/mean"] == 0.0
     assert m["reward/answer/mean"] == 1.0 and m["reward/format/mean"] == 1.0
