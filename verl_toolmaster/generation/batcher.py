@@ -5,8 +5,10 @@ serves them from one batch: a new request is prefilled alone (exactly the forwar
 joins the running rows, and every decode step is one forward of all rows over a left-padded KV cache kept in
 preallocated buffers. A row leaves the batch as soon as it stops (a stop token, its own ``max_new_tokens``, or its
 caller cancelled), so a short reply never waits for a long one. Sampling is per row: temperature (0 = greedy),
-top-k, top-p and an optional seed; the log-prob returned for each sampled token is ``log_softmax(logits / T)``
-(``T = 1`` when greedy), what verl's actor recomputes.
+top-k, top-p, repetition penalty and an optional seed; the log-prob returned for each sampled token is
+``log_softmax(logits / T)`` (``T = 1`` when greedy), what verl's actor recomputes. A
+:class:`~.prefix_cache.PrefixCache` lets a prompt that extends a finished sequence (the next turn) or repeats a
+prompt (a GRPO sibling) prefill only its new tokens.
 
 Why not transformers' continuous batching (``init_continuous_batching``): measured and read in
 ``docs/cpu_backend.md``. In short, its sampling mode (greedy or not) and its seed are per manager, not per request,
