@@ -83,7 +83,9 @@ def test_a_row_that_stops_early_leaves_at_once(model):
     outs = asyncio.run(main())
     assert len(outs[2].token_ids) == 1 and outs[2].stopped  # any token stops it: answered after its prefill
     assert len(outs[1].token_ids) == 3 and not outs[1].stopped
-    assert finished_at[2] <= 1 and finished_at[1] <= 3  # not held until the 40-token rows end
+    # not held until the 40-token rows end (one step of slack: the next step may already run in its thread
+    # before the answered coroutine resumes)
+    assert finished_at[2] <= 2 and finished_at[1] <= 4
     assert finished_at[0] >= 39 and finished_at[3] >= 39
     assert outs[0].token_ids == batch1_greedy(model, prompts[0], 40, [])
 
