@@ -2,10 +2,11 @@
 
 Three pieces, mirroring verl's vLLM backend:
 * :class:`HFGenerateServer`, a Ray actor holding the model; ``generate`` returns verl's ``TokenOutput``;
-  concurrent requests are decoded together by the shared :class:`~verl_toolmaster.generation.batcher.BatchGenerator`;
+  concurrent requests are decoded together by the shared :class:`~verl_toolmaster.generation.batcher.BatchGenerator`
+  (settings: ``actor_rollout_ref.rollout.custom.hfcpu``, see :func:`batching_settings`);
 * :class:`HFCPUReplica`, the ``RolloutReplica`` that launches one server per replica;
 * :class:`HFCPUServerAdapter`, the ``BaseRollout`` living in the actor worker that pushes updated weights.
-No KV-cache reuse across turns, full state dict per sync.
+A full state dict per weight sync.
 
 Scripted mode, for deterministic multi-turn end-to-end tests: with ``TOOLMASTER_HFCPU_SCRIPT=<file.json>``
 (``{"turns": [text, ...]}``) the server answers the k-th assistant turn of every conversation with the k-th
