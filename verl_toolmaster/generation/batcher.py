@@ -124,25 +124,31 @@ class _Batch:
         self.layers: list[_PaddedLayer] = []
         self.n = 0
 
-    def add(self, req: _Request, kv: list[tuple[torch.Tensor, torch.Tensor]], headroom: int) -> None:
-        """Append one prefilled row (``kv``: per layer ``[1, heads, L, dim]``), re-padding all rows to the longest."""
-        length = kv[0][0].shape[2]
-        width = max(self.n, length)
+    def add(self, joining: list[tuple[_Request, list[tuple[torch.Tensor, torch.Tensor]]]], headroom: int) -> None:
+        """Append prefilled rows (each with its per-layer ``[1, heads, L, dim]`` KV), re-padding all rows to the
+        longest, in one reallocation of the buffers."""
+        if not joining:
+            return
+        lengths = [kv[0][0].shape[2] for _, kv in joining]
+        width = max([self.n, *lengths])
         cap = width + headroom
+        rows = len(self.reqs) + len(joining)
         new_layers = []
-        for i, (k, v) in enumerate(kv):
-            rows = len(self.reqs) + 1
-            nk = k.new_zeros(rows, k.shape[1], cap, k.shape[3])
-            nv = v.new_zeros(rows, v.shape[1], cap, v.shape[3])
+        for i in range(len(joining[0][1])):
+            k0 = joining[0][1][i][0]
+            nk = k0.new_zeros(rows, k0.shape[1], cap, k0.shape[3])
+            nv = k0.new_zeros(rows, k0.shape[1], cap, k0.shape[3])
             if self.reqs:
                 old = self.layers[i]
-                nk[:-1, :, width - self.n : width] = old._k[:, :, : self.n]
-                nv[:-1, :, width - self.n : width] = old._v[:, :, : self.n]
-            nk[-1:, :, width - length : width] = k
-            nv[-1:, :, width - length : width] = v
+                nk[: len(self.reqs), :, width - self.n : width] = old._k[:, :, : self.n]
+                nv[: len(self.reqs), :, width - self.n : width] = old._v[:, :, : self.n]
+            for j, ((_, kv), length) in enumerate(zip(joining, lengths)):
+                row = len(self.reqs) + j
+                nk[row : row + 1, :, width - length : width] = kv[i][0]
+                nv[row : row + 1, :, width - length : width] = kv[i][1]
             new_layers.append(_PaddedLayer(nk, nv, width))
-        self.pads = [p + width - self.n for p in self.pads] + [width - length]
-        self.reqs.append(req)
+        self.pads = [p + width - self.n for p in self.pads] + [width - length for length in lengths]
+        self.reqs += [req for req, _ in joining]
         self.layers, self.n = new_layers, width
 
     def keep(self, keep: list[int]) -> None:
@@ -277,14 +283,17 @@ class BatchGenerator:
             if cancelled:
                 self.stats["cancelled"] += len(cancelled)
                 self._leave(batch, cancelled)
-            finished = []
+            finished, joining = [], []
             start = time.perf_counter()
             for req in admit:
                 kv = self._prefill(req)
                 if req.done():
                     finished.append(req)
-                else:  # room for the longest remaining reply, so decode steps rarely regrow the buffers
-                    batch.add(req, kv, headroom=max(r.max_new_tokens - len(r.token_ids) for r in batch.reqs + [req]))
+                else:
+                    joining.append((req, kv))
+            # room for the longest remaining reply, so decode steps rarely regrow the buffers
+            headroom = max([r.max_new_tokens - len(r.token_ids) for r in batch.reqs + [j for j, _ in joining]], default=0)
+            batch.add(joining, headroom)
             self.stats["prefill_s"] += time.perf_counter() - start
             if batch.reqs:
                 start = time.perf_counter()
