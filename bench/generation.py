@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         ref_a, t_a1 = batch1(model, prompts[:half], args.max_new_tokens, stop)
         out_b, t_b = concurrently(server, prompts, params)
         out_c, t_c = concurrently(policy, prompts, params)
+        policy_stats = dict(policy.engine.stats)
         out_cb, t_cb = transformers_cb(path, prompts, args.max_new_tokens, stop) if args.transformers_cb else (None, None)
         ref_b, t_a2 = batch1(model, prompts[half:], args.max_new_tokens, stop)
         ref = ref_a + ref_b
@@ -221,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "new_tokens": tokens,
         "greedy_equal_hfcpu": sum(a == b for a, b in zip(ref, out_b)),
         "greedy_equal_eval_hf": sum(a == c for a, c in zip(ref, out_c)),
+        "engine_stats": {"hfcpu": server.engine.stats, "eval_hf": policy_stats},
         "requests": n,
         "workload": args.workload,
         "prompt_tokens": {"min": lengths[0], "median": lengths[n // 2], "max": lengths[-1], "total": sum(lengths)},

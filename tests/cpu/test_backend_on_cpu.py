@@ -126,8 +126,11 @@ def test_hf_server_weight_sync_changes_outputs(server, tiny_tokenizer):
     ids = tiny_tokenizer.encode("hello", add_special_tokens=False)
     state = {k: torch.zeros_like(v) for k, v in server.model.state_dict().items()}
     before = {k: v.clone() for k, v in server.model.state_dict().items()}
+    asyncio.run(server.generate(prompt_ids=ids, sampling_params={"temperature": 0.0, "max_tokens": 2}))
+    assert len(server.engine.prefix_cache) > 0
     try:
         n = server.load_weights(state, global_steps=3)
+        assert len(server.engine.prefix_cache) == 0  # KV of the old weights is not reused
         assert n == len(state) and server.global_steps == 3
         out = asyncio.run(server.generate(prompt_ids=ids, sampling_params={"temperature": 0.0, "max_tokens": 2}))
         assert out.extra_fields["global_steps"] == 3
@@ -165,20 +168,21 @@ def test_batching_settings_come_from_the_recipe_and_reach_the_server(tiny_model_
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from verl_toolmaster.cpu.rollout import HFGenerateServer, batching_settings
-    from verl_toolmaster.generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS
+    from verl_toolmaster.cpu.rollout import BATCHING_DEFAULTS, HFGenerateServer, batching_settings
 
     recipes = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "cpu")
     with initialize_config_dir(config_dir=os.path.abspath(recipes), version_base=None):
-        cfg = compose("grpo_tiny", overrides=["actor_rollout_ref.rollout.custom.hfcpu.max_num_seqs=5"])
+        cfg = compose("grpo_tiny", overrides=["actor_rollout_ref.rollout.custom.hfcpu.max_num_seqs=5",
+                                              "actor_rollout_ref.rollout.custom.hfcpu.prefix_cache_tokens=0"])
     custom = OmegaConf.to_container(cfg.actor_rollout_ref.rollout.custom, resolve=True)
     assert custom["toolmaster"]["trial_mode"] == "on"  # the recipe's own section survives the merge
-    assert batching_settings(custom) == {"max_num_seqs": 5, "max_batch_tokens": DEFAULT_MAX_BATCH_TOKENS}
-    assert batching_settings(None) == {"max_num_seqs": DEFAULT_MAX_NUM_SEQS, "max_batch_tokens": DEFAULT_MAX_BATCH_TOKENS}
+    assert batching_settings(custom) == {**BATCHING_DEFAULTS, "max_num_seqs": 5, "prefix_cache_tokens": 0}
+    assert custom["hfcpu"]["max_batch_tokens"] == BATCHING_DEFAULTS["max_batch_tokens"]  # the recipe states the defaults
+    assert batching_settings(None) == BATCHING_DEFAULTS
     with pytest.raises(ValueError, match="unknown keys"):
         batching_settings({"hfcpu": {"max_num_seq": 4}})
     srv = HFGenerateServer(str(tiny_model_dir), prompt_length=64, response_length=16, **batching_settings(custom))
-    assert srv.engine.max_num_seqs == 5
+    assert srv.engine.max_num_seqs == 5 and srv.engine.prefix_cache is None  # 0 turns it off
 
 
 def test_hf_server_serves_concurrent_requests_together(server, tiny_tokenizer):

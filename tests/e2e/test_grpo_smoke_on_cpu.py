@@ -50,3 +50,16 @@ def test_grpo_steps_with_tool_calls(tmp_path):
     assert all("\nuser\n\n2\n\nassistant\n<execute>" in d["output"] for d in dumps), dumps[0]["output"]
     assert all("\nuser\n\n5\n\nassistant\n<answer>5</answer>" in d["output"] for d in dumps), dumps[0]["output"]
     assert all(d["score"] > 1.0 for d in dumps)  # answer 1 plus the trial bonus: the probe preceded execution
+
+
+def test_grpo_step_samples_through_the_batched_server(tmp_path):
+    """Without a script the hfcpu server samples with the batching engine, many trajectories at once: a step
+    completes and the rollout log-probs agree with the actor's recomputation."""
+    proc = run_script("recipes/cpu/run_grpo_tiny.sh", tmp_path / "out", "trainer.total_training_steps=1",
+                      "trainer.val_before_train=false", "trainer.save_freq=-1")
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    steps = parse_steps(log)
+    assert sorted(steps) == [1], f"steps seen: {sorted(steps)}"
+    assert steps[1]["training/rollout_probs_diff_mean"] < 1e-3, steps[1]["training/rollout_probs_diff_mean"]
+    assert steps[1]["response_length/mean"] > 0

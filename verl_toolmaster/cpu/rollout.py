@@ -2,10 +2,11 @@
 
 Three pieces, mirroring verl's vLLM backend:
 * :class:`HFGenerateServer`, a Ray actor holding the model; ``generate`` returns verl's ``TokenOutput``;
-  concurrent requests are decoded together by the shared :class:`~verl_toolmaster.generation.batcher.BatchGenerator`;
+  concurrent requests are decoded together by the shared :class:`~verl_toolmaster.generation.batcher.BatchGenerator`
+  (settings: ``actor_rollout_ref.rollout.custom.hfcpu``, see :func:`batching_settings`);
 * :class:`HFCPUReplica`, the ``RolloutReplica`` that launches one server per replica;
 * :class:`HFCPUServerAdapter`, the ``BaseRollout`` living in the actor worker that pushes updated weights.
-No KV-cache reuse across turns, full state dict per sync.
+A full state dict per weight sync.
 
 Scripted mode, for deterministic multi-turn end-to-end tests: with ``TOOLMASTER_HFCPU_SCRIPT=<file.json>``
 (``{"turns": [text, ...]}``) the server answers the k-th assistant turn of every conversation with the k-th
@@ -25,7 +26,7 @@ import ray
 import torch
 
 from .. import compat
-from ..generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS
+from ..generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS, DEFAULT_PREFIX_CACHE_TOKENS
 from ..generation.batcher import BatchGenerator, Sampling
 
 logger = logging.getLogger(__name__)
@@ -34,16 +35,17 @@ ROLLOUT_NAME = "hfcpu"
 SCRIPT_ENV = "TOOLMASTER_HFCPU_SCRIPT"
 
 
+BATCHING_DEFAULTS = {"max_num_seqs": DEFAULT_MAX_NUM_SEQS, "max_batch_tokens": DEFAULT_MAX_BATCH_TOKENS,
+                     "prefix_cache_tokens": DEFAULT_PREFIX_CACHE_TOKENS}
+
+
 def batching_settings(custom: dict[str, Any] | None) -> dict[str, int]:
-    """``max_num_seqs`` / ``max_batch_tokens`` of the server from ``actor_rollout_ref.rollout.custom.hfcpu``."""
+    """The server's batching engine settings from ``actor_rollout_ref.rollout.custom.hfcpu`` (defaults for the rest)."""
     section = dict((custom or {}).get("hfcpu") or {})
-    unknown = set(section) - {"max_num_seqs", "max_batch_tokens"}
+    unknown = set(section) - set(BATCHING_DEFAULTS)
     if unknown:
-        raise ValueError(f"actor_rollout_ref.rollout.custom.hfcpu: unknown keys {sorted(unknown)} (known: max_num_seqs, max_batch_tokens)")
-    return {
-        "max_num_seqs": int(section.get("max_num_seqs") or DEFAULT_MAX_NUM_SEQS),
-        "max_batch_tokens": int(section.get("max_batch_tokens") or DEFAULT_MAX_BATCH_TOKENS),
-    }
+        raise ValueError(f"actor_rollout_ref.rollout.custom.hfcpu: unknown keys {sorted(unknown)} (known: {', '.join(BATCHING_DEFAULTS)})")
+    return {k: int(section[k]) if section.get(k) is not None else v for k, v in BATCHING_DEFAULTS.items()}
 
 
 def server_actor_name(replica_rank: int) -> str:
@@ -54,7 +56,8 @@ class HFGenerateServer:
     """Holds a causal LM and answers ``generate`` calls from verl's LLM server client."""
 
     def __init__(self, model_path: str, prompt_length: int, response_length: int, max_model_len: int | None = None,
-                 max_num_seqs: int = DEFAULT_MAX_NUM_SEQS, max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS):
+                 max_num_seqs: int = DEFAULT_MAX_NUM_SEQS, max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+                 prefix_cache_tokens: int = DEFAULT_PREFIX_CACHE_TOKENS):
         from transformers import AutoModelForCausalLM, GenerationConfig
 
         self.model = AutoModelForCausalLM.from_pretrained(
@@ -68,7 +71,8 @@ class HFGenerateServer:
         self.response_length = response_length
         self.max_model_len = max_model_len or (prompt_length + response_length)
         self.global_steps: int | None = None
-        self.engine = BatchGenerator(self.model, max_num_seqs=max_num_seqs, max_batch_tokens=max_batch_tokens)
+        self.engine = BatchGenerator(self.model, max_num_seqs=max_num_seqs, max_batch_tokens=max_batch_tokens,
+                                     prefix_cache_tokens=prefix_cache_tokens)
         self.script: list[list[int]] | None = None
         if os.environ.get(SCRIPT_ENV):
             self._load_script(model_path, os.environ[SCRIPT_ENV])
@@ -134,7 +138,7 @@ class HFGenerateServer:
         return turn, log_probs
 
     def load_weights(self, state_dict: dict[str, torch.Tensor], global_steps: int | None = None) -> int:
-        with self.engine.exclusive() as model:  # between two decode steps of the batch
+        with self.engine.exclusive(changes_weights=True) as model:  # between two decode steps; drops stale prefix KV
             missing, unexpected = model.load_state_dict(state_dict, strict=False)
         real_missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied to the embeddings
         if real_missing or unexpected:

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ..generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS
+from ..generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS, DEFAULT_PREFIX_CACHE_TOKENS
 from .options import DEFAULT_OPENAI_EXTRA_BODY, DEFAULT_PROMPT_LENGTH, DEFAULT_RESPONSE_LENGTH, EvalOptions, OptionsError, default_cache_dir
 
 DESCRIPTION = (
@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"hf: turns of concurrent rows decoded together (default: {DEFAULT_MAX_NUM_SEQS}); raise --concurrency to fill the batch")
     g.add_argument("--hf-max-batch-tokens", type=int, default=DEFAULT_MAX_BATCH_TOKENS,
                    help=f"hf: padded KV cache, rows x longest row in tokens, a new turn may grow the batch to (default: {DEFAULT_MAX_BATCH_TOKENS})")
+    g.add_argument("--hf-prefix-cache-tokens", type=int, default=DEFAULT_PREFIX_CACHE_TOKENS,
+                   help=f"hf: tokens of finished turns kept so a row's next turn only prefills its new tokens; 0: off (default: {DEFAULT_PREFIX_CACHE_TOKENS})")
 
     g = p.add_argument_group("rollout (the same agent loop as training)")
     g.add_argument("--trial-mode", choices=("on", "off"), help="override the loop's trial_mode for A/B runs (default: the config's, 'on')")
@@ -108,7 +110,7 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
         data=list(args.data), out=args.out, policy=args.policy, model=args.model, tokenizer=args.tokenizer,
         base_url=args.base_url, api_key_env=args.api_key_env, prompt_format=args.prompt_format, openai_extra_body=extra_body,
         request_timeout_s=args.request_timeout, max_retries=args.max_retries, device=args.device, dtype=args.dtype,
-        hf_max_num_seqs=args.hf_max_num_seqs, hf_max_batch_tokens=args.hf_max_batch_tokens,
+        hf_max_num_seqs=args.hf_max_num_seqs, hf_max_batch_tokens=args.hf_max_batch_tokens, hf_prefix_cache_tokens=args.hf_prefix_cache_tokens,
         ids=_ids(args.ids), limit=args.limit, concurrency=args.concurrency, trial_mode=args.trial_mode,
         system_prompt=args.system_prompt, prompt_length=args.prompt_length, response_length=args.response_length,
         max_tokens_per_turn=args.max_tokens_per_turn, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,

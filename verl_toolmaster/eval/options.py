@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS
+from ..generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS, DEFAULT_PREFIX_CACHE_TOKENS
 
 POLICIES = ("gold", "hf", "openai")
 SYSTEM_PROMPT_MODES = ("auto", "row", "default")
@@ -61,6 +61,7 @@ class EvalOptions:
     dtype: str = "auto"  # hf: torch dtype name ("auto": bfloat16 on cuda, float32 on cpu)
     hf_max_num_seqs: int = DEFAULT_MAX_NUM_SEQS  # hf: turns decoded together (also bounded by concurrency)
     hf_max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS  # hf: padded KV cache (rows x longest row) a new turn may grow the batch to
+    hf_prefix_cache_tokens: int = DEFAULT_PREFIX_CACHE_TOKENS  # hf: tokens of finished turns kept for the next turn's prefill (0: off)
     ids: list[str] | None = None  # only these row ids (extra_info.task_id), in data order
     limit: int | None = None  # at most this many rows (after --ids), in data order
     concurrency: int = 4  # rows in flight at once
@@ -120,6 +121,8 @@ class EvalOptions:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise OptionsError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.hf_prefix_cache_tokens, int) or self.hf_prefix_cache_tokens < 0:
+            raise OptionsError(f"--hf-prefix-cache-tokens must be an integer >= 0, got {self.hf_prefix_cache_tokens!r}")
         if self.max_retries < 0 or self.request_timeout_s <= 0:
             raise OptionsError("--max-retries must be >= 0 and --request-timeout > 0")
         if self.config is not None and not Path(self.config).is_file():

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS
+from ..generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS, DEFAULT_PREFIX_CACHE_TOKENS
 from ..generation.batcher import BatchGenerator, Sampling
 from ..protocol.tags import DEFAULT_STOP_STRINGS
 from .rows import Row
@@ -109,7 +109,8 @@ class HFPolicy:
     name = "hf"
 
     def __init__(self, model_path: str, tokenizer: Any, hf_model_type: str | None, tokenizer_path: str, device: str = "auto", dtype: str = "auto",
-                 max_num_seqs: int = DEFAULT_MAX_NUM_SEQS, max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS):
+                 max_num_seqs: int = DEFAULT_MAX_NUM_SEQS, max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+                 prefix_cache_tokens: int = DEFAULT_PREFIX_CACHE_TOKENS):
         self.model_path = model_path
         self.tokenizer = tokenizer
         self.hf_model_type = hf_model_type
@@ -118,13 +119,14 @@ class HFPolicy:
         self.dtype_name = dtype
         self.max_num_seqs = max_num_seqs
         self.max_batch_tokens = max_batch_tokens
+        self.prefix_cache_tokens = prefix_cache_tokens
         self.model: Any = None
         self.engine: BatchGenerator | None = None
         self.stop_ids: list[int] = []
 
     def describe(self) -> dict[str, Any]:
         return {"policy": self.name, "model": str(self.model_path), "tokenizer": self.tokenizer_path, "device": self.device_name, "dtype": self.dtype_name,
-                "max_num_seqs": self.max_num_seqs, "max_batch_tokens": self.max_batch_tokens}
+                "max_num_seqs": self.max_num_seqs, "max_batch_tokens": self.max_batch_tokens, "prefix_cache_tokens": self.prefix_cache_tokens}
 
     def skip_reason(self, row: Row) -> str | None:
         return None
@@ -157,7 +159,8 @@ class HFPolicy:
         self.stop_ids = stop_token_ids(self.tokenizer, getattr(self.model.generation_config, "eos_token_id", None))
         if not self.stop_ids:
             raise PolicyError(f"{self.model_path}: no end-of-turn token (eos) known; generation could not stop")
-        self.engine = BatchGenerator(self.model, max_num_seqs=self.max_num_seqs, max_batch_tokens=self.max_batch_tokens)
+        self.engine = BatchGenerator(self.model, max_num_seqs=self.max_num_seqs, max_batch_tokens=self.max_batch_tokens,
+                                     prefix_cache_tokens=self.prefix_cache_tokens)
 
     async def generate(self, request_id: str, *, prompt_ids: list[int], sampling_params: dict[str, Any], **kw: Any) -> Any:
         from .. import compat

@@ -157,7 +157,8 @@ def make_policy(opts: EvalOptions, loop_cfg: Any) -> Any:
         if model_type is None and opts.model:
             _, model_type = load_tokenizer(opts.model)
         return HFPolicy(opts.model, tokenizer, model_type, path, device=opts.device, dtype=opts.dtype,
-                        max_num_seqs=opts.hf_max_num_seqs, max_batch_tokens=opts.hf_max_batch_tokens)
+                        max_num_seqs=opts.hf_max_num_seqs, max_batch_tokens=opts.hf_max_batch_tokens,
+                        prefix_cache_tokens=opts.hf_prefix_cache_tokens)
     base_url = opts.base_url or os.environ["OPENAI_BASE_URL"]
     api_key = os.environ.get(opts.api_key_env) or "EMPTY"
     return OpenAIPolicy(base_url, opts.model, api_key, tokenizer, model_type, path, prompt_format=opts.prompt_format,

@@ -5,8 +5,10 @@ serves them from one batch: a new request is prefilled alone (exactly the forwar
 joins the running rows, and every decode step is one forward of all rows over a left-padded KV cache kept in
 preallocated buffers. A row leaves the batch as soon as it stops (a stop token, its own ``max_new_tokens``, or its
 caller cancelled), so a short reply never waits for a long one. Sampling is per row: temperature (0 = greedy),
-top-k, top-p and an optional seed; the log-prob returned for each sampled token is ``log_softmax(logits / T)``
-(``T = 1`` when greedy), what verl's actor recomputes.
+top-k, top-p, repetition penalty and an optional seed; the log-prob returned for each sampled token is
+``log_softmax(logits / T)`` (``T = 1`` when greedy), what verl's actor recomputes. A
+:class:`~.prefix_cache.PrefixCache` lets a prompt that extends a finished sequence (the next turn) or repeats a
+prompt (a GRPO sibling) prefill only its new tokens.
 
 Why not transformers' continuous batching (``init_continuous_batching``): measured and read in
 ``docs/cpu_backend.md``. In short, its sampling mode (greedy or not) and its seed are per manager, not per request,
@@ -19,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -26,7 +29,8 @@ from typing import Any, Iterator
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
-from . import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS
+from . import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS, DEFAULT_PREFIX_CACHE_TOKENS
+from .prefix_cache import PrefixCache
 
 logger = logging.getLogger(__name__)
 
@@ -120,25 +124,31 @@ class _Batch:
         self.layers: list[_PaddedLayer] = []
         self.n = 0
 
-    def add(self, req: _Request, kv: list[tuple[torch.Tensor, torch.Tensor]], headroom: int) -> None:
-        """Append one prefilled row (``kv``: per layer ``[1, heads, L, dim]``), re-padding all rows to the longest."""
-        length = kv[0][0].shape[2]
-        width = max(self.n, length)
+    def add(self, joining: list[tuple[_Request, list[tuple[torch.Tensor, torch.Tensor]]]], headroom: int) -> None:
+        """Append prefilled rows (each with its per-layer ``[1, heads, L, dim]`` KV), re-padding all rows to the
+        longest, in one reallocation of the buffers."""
+        if not joining:
+            return
+        lengths = [kv[0][0].shape[2] for _, kv in joining]
+        width = max([self.n, *lengths])
         cap = width + headroom
+        rows = len(self.reqs) + len(joining)
         new_layers = []
-        for i, (k, v) in enumerate(kv):
-            rows = len(self.reqs) + 1
-            nk = k.new_zeros(rows, k.shape[1], cap, k.shape[3])
-            nv = v.new_zeros(rows, v.shape[1], cap, v.shape[3])
+        for i in range(len(joining[0][1])):
+            k0 = joining[0][1][i][0]
+            nk = k0.new_zeros(rows, k0.shape[1], cap, k0.shape[3])
+            nv = k0.new_zeros(rows, k0.shape[1], cap, k0.shape[3])
             if self.reqs:
                 old = self.layers[i]
-                nk[:-1, :, width - self.n : width] = old._k[:, :, : self.n]
-                nv[:-1, :, width - self.n : width] = old._v[:, :, : self.n]
-            nk[-1:, :, width - length : width] = k
-            nv[-1:, :, width - length : width] = v
+                nk[: len(self.reqs), :, width - self.n : width] = old._k[:, :, : self.n]
+                nv[: len(self.reqs), :, width - self.n : width] = old._v[:, :, : self.n]
+            for j, ((_, kv), length) in enumerate(zip(joining, lengths)):
+                row = len(self.reqs) + j
+                nk[row : row + 1, :, width - length : width] = kv[i][0]
+                nv[row : row + 1, :, width - length : width] = kv[i][1]
             new_layers.append(_PaddedLayer(nk, nv, width))
-        self.pads = [p + width - self.n for p in self.pads] + [width - length]
-        self.reqs.append(req)
+        self.pads = [p + width - self.n for p in self.pads] + [width - length for length in lengths]
+        self.reqs += [req for req, _ in joining]
         self.layers, self.n = new_layers, width
 
     def keep(self, keep: list[int]) -> None:
@@ -169,9 +179,11 @@ class BatchGenerator:
     for the current step and holds the next one. Rows in flight keep the KV cache they computed before.
     """
 
-    def __init__(self, model: Any, *, max_num_seqs: int = DEFAULT_MAX_NUM_SEQS, max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS):
-        if max_num_seqs < 1 or max_batch_tokens < 1:
-            raise ValueError(f"max_num_seqs and max_batch_tokens must be >= 1, got {max_num_seqs}, {max_batch_tokens}")
+    def __init__(self, model: Any, *, max_num_seqs: int = DEFAULT_MAX_NUM_SEQS, max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+                 prefix_cache_tokens: int = DEFAULT_PREFIX_CACHE_TOKENS):
+        if max_num_seqs < 1 or max_batch_tokens < 1 or prefix_cache_tokens < 0:
+            raise ValueError(f"max_num_seqs and max_batch_tokens must be >= 1 and prefix_cache_tokens >= 0, got "
+                             f"{max_num_seqs}, {max_batch_tokens}, {prefix_cache_tokens}")
         self.model = model
         self.max_num_seqs = max_num_seqs
         self.max_batch_tokens = max_batch_tokens
@@ -179,13 +191,20 @@ class BatchGenerator:
         self._waiting: deque[_Request] = deque()
         self._batch = _Batch()
         self._task: asyncio.Task | None = None
-        self.stats = {"steps": 0, "prefills": 0, "max_rows": 0, "cancelled": 0}
+        self.prefix_cache = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens else None
+        self.stats: dict[str, float] = {"steps": 0, "prefills": 0, "max_rows": 0, "cancelled": 0, "prefill_s": 0.0, "decode_s": 0.0,
+                                        "prompt_tokens": 0, "reused_tokens": 0}
 
     @contextlib.contextmanager
-    def exclusive(self) -> Iterator[Any]:
-        """Hold the model between decode steps (weight updates, scoring forwards); yields the model."""
+    def exclusive(self, changes_weights: bool = False) -> Iterator[Any]:
+        """Hold the model between decode steps (weight updates, scoring forwards); yields the model.
+        ``changes_weights`` also empties the prefix cache (its KV belongs to the old weights)."""
         with self._model_lock:
-            yield self.model
+            try:
+                yield self.model
+            finally:
+                if changes_weights and self.prefix_cache is not None:
+                    self.prefix_cache.clear()
 
     async def generate(self, prompt_ids: list[int], *, max_new_tokens: int, stop_ids: list[int] | frozenset[int], sampling: Sampling) -> Generation:
         """Generate up to ``max_new_tokens`` (>= 1) after ``prompt_ids``; cancelling the awaiting task frees the row
@@ -216,9 +235,9 @@ class BatchGenerator:
     async def _run(self) -> None:
         while self._waiting or self._batch.reqs:
             admit = self._admit()
-            drop = [i for i, r in enumerate(self._batch.reqs) if r.future.done() or r.done()]
+            cancelled = [i for i, r in enumerate(self._batch.reqs) if r.future.done()]
             try:
-                early = await asyncio.to_thread(self._step, admit, drop)
+                finished = await asyncio.to_thread(self._step, admit, cancelled)
             except BaseException as e:  # noqa: BLE001 - every waiting caller gets the error, the engine resets
                 failed = self._batch.reqs + admit
                 self._batch = _Batch()
@@ -232,14 +251,14 @@ class BatchGenerator:
                     raise
                 logger.exception("batched generation step failed")
                 continue
-            for r in early + self._batch.reqs:
-                if r.done() and not r.future.done():
+            for r in finished:
+                if not r.future.done():
                     r.future.set_result(Generation(r.token_ids, r.log_probs, r.token_ids[-1] in r.stop_ids))
 
     def _admit(self) -> list[_Request]:
         """Waiting requests that join at the next step (FIFO, within max_num_seqs and max_batch_tokens)."""
         admit: list[_Request] = []
-        rows = sum(1 for r in self._batch.reqs if not (r.future.done() or r.done()))
+        rows = sum(1 for r in self._batch.reqs if not r.future.done())
         width = self._batch.n
         while self._waiting and rows < self.max_num_seqs:
             req = self._waiting[0]
@@ -255,35 +274,73 @@ class BatchGenerator:
         return admit
 
     @torch.no_grad()
-    def _step(self, admit: list[_Request], drop: list[int]) -> list[_Request]:
-        """In a worker thread: drop finished and cancelled rows, prefill the admitted requests, then one decode step
-        of all rows. Returns the admitted requests that finished at their first token (they never join)."""
+    def _step(self, admit: list[_Request], cancelled: list[int]) -> list[_Request]:
+        """In a worker thread: drop the cancelled rows, prefill the admitted requests, one decode step of all rows,
+        then take the rows that are done out of the batch (their KV into the prefix cache). Returns the finished
+        requests, those done at their first token included (they never join)."""
         with self._model_lock:
             batch = self._batch
-            if drop:
-                self.stats["cancelled"] += sum(1 for i in drop if not batch.reqs[i].done())
-                gone = set(drop)
-                batch.keep([i for i in range(len(batch.reqs)) if i not in gone])
-            early = []
+            if cancelled:
+                self.stats["cancelled"] += len(cancelled)
+                self._leave(batch, cancelled)
+            finished, joining = [], []
+            start = time.perf_counter()
             for req in admit:
                 kv = self._prefill(req)
                 if req.done():
-                    early.append(req)
-                else:  # room for the longest remaining reply, so decode steps rarely regrow the buffers
-                    batch.add(req, kv, headroom=max(r.max_new_tokens - len(r.token_ids) for r in batch.reqs + [req]))
+                    finished.append(req)
+                else:
+                    joining.append((req, kv))
+            # room for the longest remaining reply, so decode steps rarely regrow the buffers
+            headroom = max([r.max_new_tokens - len(r.token_ids) for r in batch.reqs + [j for j, _ in joining]], default=0)
+            batch.add(joining, headroom)
+            self.stats["prefill_s"] += time.perf_counter() - start
             if batch.reqs:
+                start = time.perf_counter()
                 self.stats["max_rows"] = max(self.stats["max_rows"], len(batch.reqs))
                 self._decode(batch)
-            return early
+                self.stats["decode_s"] += time.perf_counter() - start
+                done = [i for i, r in enumerate(batch.reqs) if r.done()]
+                finished += [batch.reqs[i] for i in done]
+                if done:
+                    if self.prefix_cache is not None:
+                        for i in done:
+                            self._remember(batch, i)
+                    self._leave(batch, done)
+            return finished
+
+    @staticmethod
+    def _leave(batch: _Batch, rows: list[int]) -> None:
+        gone = set(rows)
+        batch.keep([i for i in range(len(batch.reqs)) if i not in gone])
 
     def _prefill(self, req: _Request) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Run the prompt (past a stored prefix, when the prefix cache has one) and sample the first token."""
         device = self.model.device
-        ids = torch.tensor([req.prompt_ids], dtype=torch.long, device=device)
         cache = DynamicCache(config=self.model.config)
-        out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), past_key_values=cache, use_cache=True, logits_to_keep=1)
+        reused, kv = self.prefix_cache.lookup(req.prompt_ids) if self.prefix_cache is not None else (0, None)
+        if kv is not None:
+            for i, (k, v) in enumerate(kv):
+                cache.update(k[:, :, :reused], v[:, :, :reused], i)
+        ids = torch.tensor([req.prompt_ids[reused:]], dtype=torch.long, device=device)
+        positions = torch.arange(reused, len(req.prompt_ids), device=device)[None, :]
+        mask = torch.ones(1, len(req.prompt_ids), dtype=torch.long, device=device)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
         self.stats["prefills"] += 1
+        self.stats["prompt_tokens"] += len(req.prompt_ids)
+        self.stats["reused_tokens"] += reused
         self._sample([req], out.logits[:, -1, :].float())
-        return [(layer.keys, layer.values) for layer in cache.layers]
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
+        if self.prefix_cache is not None:
+            self.prefix_cache.store(req.prompt_ids, kv)
+        return kv
+
+    def _remember(self, batch: _Batch, i: int) -> None:
+        """Store a finished row's KV (prompt and reply but its last token, which never ran) in the prefix cache."""
+        req = batch.reqs[i]
+        pad = batch.pads[i]
+        kv = [(layer._k[i : i + 1, :, pad : batch.n].clone(), layer._v[i : i + 1, :, pad : batch.n].clone()) for layer in batch.layers]
+        self.prefix_cache.store(req.prompt_ids + req.token_ids[:-1], kv)
 
     def _decode(self, batch: _Batch) -> None:
         device = self.model.device
