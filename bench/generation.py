@@ -18,7 +18,7 @@ shared machine hit both sides. Speedup = (a)'s seconds per request / (b)'s or (c
 Greedy outputs of (b) and (c) are compared with (a)'s, request by request. ``--transformers-cb`` also runs
 transformers' own continuous batching (``generate_batch``) on the same requests, after (c).
 
-Model: ``--model`` (an HF checkpoint directory), else ``$TOOLMASTER_SMOLLM2_DIR``; ``--tiny`` uses the offline
+Model: ``--model`` (an HF checkpoint directory), else SmolLM2-135M-Instruct (``python -m verl_toolmaster.smollm2``); ``--tiny`` uses the offline
 tiny model instead (fast, meaningless speeds). The last line is one JSON object.
 """
 
@@ -40,7 +40,7 @@ TOOLHOP = "toolhop/toolhop_dev10.jsonl"
 
 def shared_data() -> Path:
     env = os.environ.get("TOOLMASTER_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+    return Path(env) if env else REPO / "data_prep" / "samples"
 
 
 def _turns(msgs: list[dict[str, Any]], tools: list[dict[str, Any]], k: int, args_of: Any) -> None:
@@ -104,9 +104,14 @@ def model_dir(args: argparse.Namespace, tmp: str) -> str:
         from verl_toolmaster.tiny import build_tiny
 
         return str(build_tiny(Path(tmp) / "tiny"))
-    path = args.model or os.environ.get("TOOLMASTER_SMOLLM2_DIR")
+    path = args.model
     if not path:
-        raise SystemExit("error: no model: give --model DIR (an HF checkpoint of SmolLM2-135M-Instruct), set TOOLMASTER_SMOLLM2_DIR, or use --tiny")
+        from verl_toolmaster import smollm2
+
+        try:
+            path = str(smollm2.ensure())
+        except smollm2.SmolLM2Unavailable as e:
+            raise SystemExit(f"error: {e} (or give --model DIR, or --tiny)") from None
     if not (Path(path) / "config.json").is_file():
         raise SystemExit(f"error: --model {path}: no config.json there (an HF checkpoint directory is needed)")
     return path
@@ -156,7 +161,7 @@ def transformers_cb(path: str, prompts: list[list[int]], max_new: int, stop: lis
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="HF checkpoint directory (default: $TOOLMASTER_SMOLLM2_DIR)")
+    p.add_argument("--model", help="HF checkpoint directory (default: SmolLM2-135M-Instruct, built by verl_toolmaster.smollm2)")
     p.add_argument("--tiny", action="store_true", help="the offline tiny model instead (fast; speeds mean nothing)")
     p.add_argument("--workload", choices=("toyworld", "toolhop"), default="toyworld",
                    help="toyworld: ToyWorld test tasks, short prompts (default; the CPU runs' workload); toolhop: ToolHop rows with full tool schemas, long prompts")

@@ -4,9 +4,7 @@ cancelled, per-request sampling and seeds, log-probs against a forward pass, wei
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-from pathlib import Path
 
 import pytest
 import torch
@@ -201,17 +199,11 @@ def test_prefix_cache_keeps_the_longest_sequences_within_budget():
     assert cache.tokens == 8
 
 
-def smollm2_dir() -> Path | None:
-    path = os.environ.get("TOOLMASTER_SMOLLM2_DIR")
-    return Path(path) if path and (Path(path) / "config.json").is_file() else None
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(smollm2_dir() is None, reason="set TOOLMASTER_SMOLLM2_DIR to a SmolLM2-135M-Instruct HF checkpoint directory")
-def test_smollm2_batched_greedy_equals_batch1_generate():
+def test_smollm2_batched_greedy_equals_batch1_generate(smollm2_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = smollm2_dir()
+    path = smollm2_model_dir
     tok = AutoTokenizer.from_pretrained(str(path))
     smol = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, attn_implementation="sdpa").eval()
     stop = [tok.convert_tokens_to_ids("<|im_end|>")]
