@@ -66,13 +66,13 @@ arm() {  # arm SEED ARM: SFT then GRPO (+ held-out validation) of one arm
 STARTED=$(date +%s)
 stage "tiny model + protocol-neutral base ($BASE_STEPS steps) -> $OUT/base"
 run tiny "$PYTHON" -m verl_toolmaster.tiny --out "$OUT/tiny" $MODEL_ARGS
-run base "$PYTHON" -m verl_toolmaster.toyworld_base --model "$OUT/tiny" --out "$OUT/base" --steps "$BASE_STEPS" --threads 2
+run base "$PYTHON" -m verl_toolmaster.toyworld.base --model "$OUT/tiny" --out "$OUT/base" --steps "$BASE_STEPS" --threads 2
 
 for seed in $SEEDS; do
   stage "seed $seed: world, RL rows, direct and trial SFT rows"
   # as many tools per catalogue as train tasks (capped under the 2628 names disjoint word halves allow): most training tools
   # appear in one or two tasks, so a tool name cannot be learnt as the answer to a kind of question
-  run "seed${seed}_data" "$PYTHON" -m verl_toolmaster.data.toyworld --out "$OUT/seed$seed/data" --seed "$seed" \
+  run "seed${seed}_data" "$PYTHON" -m verl_toolmaster.toyworld.generate --out "$OUT/seed$seed/data" --seed "$seed" \
     --levels "$LEVELS" --train-tasks "$TRAIN_TASKS" --tools "$(( TRAIN_TASKS < 2600 ? TRAIN_TASKS : 2600 ))" \
     --test-tasks "$TEST_TASKS" --no-progress
   # the two arms run side by side (one thread each): the tiny model leaves a core mostly idle, and verl's start-up
@@ -88,5 +88,5 @@ done
 
 printf '{"stage": "total", "wall_s": %d, "cpu_s": null, "rc": 0}\n' $(( $(date +%s) - STARTED )) >>"$TIMING"
 stage "report"
-"$PYTHON" -m verl_toolmaster.toyworld_report "$OUT"
+"$PYTHON" -m verl_toolmaster.toyworld.report "$OUT"
 stage "done: $OUT/report.html, $OUT/report.json"

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from verl_toolmaster import toyworld_report as rep
+from verl_toolmaster.toyworld import report as rep
 
 ACC = {"direct": {0: (0.25, 0.5), 1: (0.25, 0.25), 2: (0.0, 0.5)}, "trial": {0: (0.5, 0.75), 1: (0.25, 1.0), 2: (0.5, 1.0)}}  # (after SFT, after GRPO)
 

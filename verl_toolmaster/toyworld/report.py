@@ -1,4 +1,4 @@
-"""Report of the ToyWorld experiment (``recipes/cpu/run_toyworld.sh``): ``python -m verl_toolmaster.toyworld_report OUT``.
+"""Report of the ToyWorld experiment (``recipes/cpu/run_toyworld.sh``): ``python -m verl_toolmaster.toyworld.report OUT``.
 
 Reads, for every ``OUT/seed<S>/<arm>`` (arms ``direct`` and ``trial``), the verl file-logger JSONL of its SFT
 (``sft_metrics.jsonl``) and GRPO (``grpo_metrics.jsonl``) runs and the GRPO validation dumps on the held-out tools
@@ -293,7 +293,7 @@ def _strict(x: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m verl_toolmaster.toyworld_report OUT_DIR", file=sys.stderr)
+        print("usage: python -m verl_toolmaster.toyworld.report OUT_DIR", file=sys.stderr)
         return 2
     out = Path(argv[0])
     try:
