@@ -1,37 +1,37 @@
 """Report of the ToyWorld experiment (``recipes/cpu/run_toyworld.sh``): ``python -m verl_toolmaster.toyworld.report OUT``.
 
-Reads, for every ``OUT/seed<S>/<arm>`` (arms ``direct`` and ``trial``), the verl file-logger JSONL of its SFT
-(``sft_metrics.jsonl``) and GRPO (``grpo_metrics.jsonl``) runs and the GRPO validation dumps on the held-out tools
-(``val/<step>.jsonl``: one line per held-out task, with its reward components), plus ``OUT/timing.jsonl``. Writes
+Reads ``OUT/run.json`` (the base model and the budgets the run used), ``OUT/timing.jsonl``, and for every
+``OUT/seed<S>/<arm>`` (arms ``direct``, ``selfcorrect``, ``trial``; those present, the same in every seed) the verl
+file-logger JSONL of its SFT (``sft_metrics.jsonl``) and GRPO (``grpo_metrics.jsonl``) runs and the GRPO
+validation dumps on the held-out tools (``val/<step>.jsonl``: one line per held-out task). Writes
 
-* ``OUT/report.json``: ``direct_heldout_acc`` and ``trial_heldout_acc`` (held-out accuracy after GRPO, mean over
-  seeds), ``seed_spread`` (the larger of the two arms' sample standard deviations over seeds), per-seed values,
-  95% t-intervals, the same after SFT only (GRPO step 0), accuracy by level, and stage timings;
-* ``OUT/report.html``: learning curves of the reward components per GRPO step and of the SFT loss (mean over
-  seeds, each seed faint), held-out accuracy per arm with its interval, tables.
+* ``OUT/report.json``: ``model``; ``<arm>_heldout_acc`` (held-out accuracy after GRPO, mean over seeds) for every
+  arm; ``seed_spread`` (the largest of the arms' sample standard deviations over seeds); per-seed values and 95%
+  t-intervals after SFT (GRPO step 0) and after GRPO (``<arm>_sft``, ``<arm>_grpo``), the same per level
+  (``by_level``), margins of trial over the others; ``diagnostics`` per arm, stage and level (:mod:`.diagnostics`);
+  held-out accuracy at every validated GRPO step (``heldout_curve``); the budgets (``budget``: the run's settings,
+  the SFT tokens each arm saw); stage timings;
+* ``OUT/report.html`` (:mod:`.report_html`): the same with learning curves and a few held-out trajectories per arm.
 
 A missing or unreadable input is an error naming the file; nothing is filled in.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
-import re
 import statistics
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ARMS = ("direct", "trial")
+from . import diagnostics as diag
+
+ARMS = ("direct", "selfcorrect", "trial")
 COMPONENTS = ("critic/score/mean", "reward/answer/mean", "reward/format/mean", "reward/trial/mean", "reward/cost/mean")
 VAL_KEY = "val-core/toyworld/acc/mean@1"
-# per-sample fields of the validation dumps averaged into the report's diagnostics
-# a tool call's name in a sample's output; call_names_in_prompt: the share of them the prompt's tools offer
-_CALL_NAME = re.compile(r'"name": ("[^"]+")')
-DIAGNOSTICS = ("toyworld/answer_seen", "format", "trial_calls", "execute_calls", "tool_errors", "self_corrections", "violations")
+STAGES = ("sft", "grpo")
 # two-sided 95% Student t quantiles by degrees of freedom (1..30); larger samples use the normal quantile
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110,
         2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
@@ -52,36 +52,38 @@ class ArmRun:
     val: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # GRPO step -> held-out samples
 
     def curve(self, key: str, lines: list[dict[str, Any]]) -> list[tuple[int, float]]:
-        return [(int(x["step"]), float(x["data"][key])) for x in lines if key in x["data"] and _finite(x["data"][key])]
+        return [(int(x["step"]), float(x["data"][key])) for x in lines if key in x["data"] and diag.finite(x["data"][key])]
 
-    def heldout(self, which: str) -> float:
-        """Held-out accuracy after SFT (``"sft"``: the first validation) or after GRPO (``"grpo"``: the last)."""
+    def samples(self, stage: str) -> list[dict[str, Any]]:
+        """Held-out samples after SFT (``"sft"``: the first validation) or after GRPO (``"grpo"``: the last)."""
         steps = sorted(self.val)
-        samples = self.val[steps[0] if which == "sft" else steps[-1]]
-        return statistics.fmean(float(s["acc"]) for s in samples)
+        return self.val[steps[0] if stage == "sft" else steps[-1]]
 
-    def diagnostics(self, which: str) -> dict[str, float]:
-        """Means over the held-out samples of what explains the accuracy: the right call made, calls, errors."""
-        steps = sorted(self.val)
-        samples = self.val[steps[0] if which == "sft" else steps[-1]]
-        out = {k: statistics.fmean(float(s[k]) for s in samples if _finite(s.get(k)))
-               for k in DIAGNOSTICS if any(_finite(s.get(k)) for s in samples)}
-        named = [name in s.get("input", "") for s in samples for name in _CALL_NAME.findall(s.get("output", ""))]
-        if named:
-            out["call_names_in_prompt"] = statistics.fmean(named)
+    def heldout(self, stage: str) -> float:
+        return _acc(self.samples(stage))
+
+    def by_level(self, stage: str) -> dict[str, float]:
+        return {lv: _acc(s) for lv, s in diag.by_level(self.samples(stage)).items()}
+
+    def diagnostics(self, stage: str) -> dict[str, Any]:
+        samples = self.samples(stage)
+        return {"all": diag.summarize(samples), **{lv: diag.summarize(s) for lv, s in diag.by_level(samples).items()}}
+
+    def heldout_curve(self) -> dict[str, list[tuple[int, float]]]:
+        """Held-out accuracy at every validated GRPO step, overall and per level."""
+        out: dict[str, list[tuple[int, float]]] = {"all": [(step, _acc(s)) for step, s in sorted(self.val.items())]}
+        for step, samples in sorted(self.val.items()):
+            for lv, part in diag.by_level(samples).items():
+                out.setdefault(lv, []).append((step, _acc(part)))
         return out
 
-    def by_level(self, which: str) -> dict[str, float]:
-        steps = sorted(self.val)
-        samples = self.val[steps[0] if which == "sft" else steps[-1]]
-        out: dict[str, list[float]] = {}
-        for s in samples:
-            out.setdefault(str(int(s["toyworld/level"])), []).append(float(s["acc"]))
-        return {k: statistics.fmean(v) for k, v in sorted(out.items())}
+    def sft_tokens(self) -> float:
+        """Tokens the SFT run trained on (sum of verl's ``train/global_tokens``)."""
+        return sum(v for _, v in self.curve("train/global_tokens", self.sft))
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+def _acc(samples: list[dict[str, Any]]) -> float:
+    return statistics.fmean(float(s["acc"]) for s in samples)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -121,6 +123,18 @@ def seeds_in(out: Path) -> list[int]:
     return seeds
 
 
+def arms_in(out: Path, seeds: list[int]) -> list[str]:
+    """The arms of the run: those of ARMS with a directory in the first seed, required in every seed."""
+    arms = [a for a in ARMS if (out / f"seed{seeds[0]}" / a).is_dir()]
+    if not arms:
+        raise ReportError(f"{out / f'seed{seeds[0]}'}: no arm directory ({', '.join(ARMS)})")
+    for s in seeds[1:]:
+        missing = [a for a in arms if not (out / f"seed{s}" / a).is_dir()]
+        if missing:
+            raise ReportError(f"{out / f'seed{s}'}: arms {missing} missing (seed {seeds[0]} has them)")
+    return arms
+
+
 def summary(values: list[float]) -> dict[str, Any]:
     """Mean, sample standard deviation and 95% t-interval of per-seed values."""
     n = len(values)
@@ -131,152 +145,86 @@ def summary(values: list[float]) -> dict[str, Any]:
 
 
 def build(out: Path) -> dict[str, Any]:
+    run_info = _read_json(out / "run.json")
     seeds = seeds_in(out)
-    runs = {arm: [load_run(out, s, arm) for s in seeds] for arm in ARMS}
-    result: dict[str, Any] = {"seeds": seeds}
+    arms = arms_in(out, seeds)
+    runs = {arm: [load_run(out, s, arm) for s in seeds] for arm in arms}
+    result: dict[str, Any] = {"model": run_info.get("model"), "seeds": seeds, "arms": arms}
     for stage in ("grpo", "sft"):
-        for arm in ARMS:
+        for arm in arms:
             result[f"{arm}_{stage}"] = summary([r.heldout(stage) for r in runs[arm]])
-    result["direct_heldout_acc"] = result["direct_grpo"]["mean"]
-    result["trial_heldout_acc"] = result["trial_grpo"]["mean"]
-    result["seed_spread"] = max(result["direct_grpo"]["std"], result["trial_grpo"]["std"])
-    result["margin"] = result["trial_heldout_acc"] - result["direct_heldout_acc"]
-    result["trial_beats_direct_beyond_spread"] = result["margin"] > result["seed_spread"]
+    for arm in arms:
+        result[f"{arm}_heldout_acc"] = result[f"{arm}_grpo"]["mean"]
+    result["seed_spread"] = max(result[f"{arm}_grpo"]["std"] for arm in arms)
+    if "trial" in arms:
+        for other in (a for a in arms if a != "trial"):
+            margin = result["trial_heldout_acc"] - result[f"{other}_heldout_acc"]
+            result[f"margin_vs_{other}"] = margin
+            result[f"trial_beats_{other}_beyond_spread"] = margin > result["seed_spread"]
+    if "margin_vs_direct" in result:  # the names of the two-arm report
+        result["margin"] = result["margin_vs_direct"]
     result["by_level"] = {
-        arm: {stage: _mean_dicts([r.by_level(stage) for r in runs[arm]]) for stage in ("sft", "grpo")} for arm in ARMS
+        arm: {stage: _level_summaries([r.by_level(stage) for r in runs[arm]]) for stage in STAGES} for arm in arms
     }
-    result["diagnostics"] = {
-        arm: {stage: _mean_dicts([r.diagnostics(stage) for r in runs[arm]]) for stage in ("sft", "grpo")} for arm in ARMS
-    }
-    result["heldout_tasks_per_seed"] = {arm: [len(r.val[max(r.val)]) for r in runs[arm]] for arm in ARMS}
+    result["heldout_acc_by_level"] = {arm: {lv: s["mean"] for lv, s in result["by_level"][arm]["grpo"].items()} for arm in arms}
+    result["diagnostics"] = {arm: {stage: _mean_nested([r.diagnostics(stage) for r in runs[arm]]) for stage in STAGES} for arm in arms}
+    result["heldout_curve"] = {arm: _mean_curves([r.heldout_curve() for r in runs[arm]]) for arm in arms}
+    result["heldout_tasks_per_seed"] = {arm: [len(r.samples("grpo")) for r in runs[arm]] for arm in arms}
+    result["budget"] = {**run_info.get("budget", {}), "sft_tokens": {arm: statistics.fmean(r.sft_tokens() for r in runs[arm]) for arm in arms}}
     timing_path = out / "timing.jsonl"
     result["timing"] = _read_jsonl(timing_path) if timing_path.is_file() else []
     result["curves"] = {
         arm: {
             "grpo": {k: [r.curve(k, r.grpo) for r in runs[arm]] for k in (*COMPONENTS, VAL_KEY)},
             "sft": {"train/loss": [r.curve("train/loss", r.sft) for r in runs[arm]]},
+            "heldout": [r.heldout_curve() for r in runs[arm]],
         }
-        for arm in ARMS
+        for arm in arms
     }
+    result["trajectories"] = {arm: _examples(runs[arm][0].samples("grpo")) for arm in arms}
     return result
 
 
-def _mean_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:
-    keys = sorted({k for d in dicts for k in d})
-    return {k: statistics.fmean(d[k] for d in dicts if k in d) for k in keys}
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ReportError(f"{path}: missing (run_toyworld.sh writes the base model and the budgets there)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{path}: not JSON ({e.msg})") from None
 
 
-# ---------------------------------------------------------------------------------------------- HTML
+def _level_summaries(per_seed: list[dict[str, float]]) -> dict[str, Any]:
+    levels = sorted({lv for d in per_seed for lv in d})
+    return {lv: summary([d[lv] for d in per_seed if lv in d]) for lv in levels}
 
-_COLORS = {"direct": "#1f77b4", "trial": "#d62728"}
+
+def _mean_nested(per_seed: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    groups = sorted({g for d in per_seed for g in d}, key=lambda g: (g != "all", g))
+    return {g: diag.mean_of([d[g] for d in per_seed if g in d]) for g in groups}
 
 
-def _svg_curves(title: str, series: dict[str, list[list[tuple[int, float]]]], width: int = 360, height: int = 200) -> str:
-    """Line chart: per arm, the mean over seeds (bold) and every seed (faint)."""
-    pts = [p for per_arm in series.values() for curve in per_arm for p in curve]
-    if not pts:
-        return f"<div class='chart'><b>{html.escape(title)}</b><p>no data</p></div>"
-    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
-    if y1 - y0 < 1e-9:
-        y0, y1 = y0 - 0.5, y1 + 0.5
-    if x1 == x0:
-        x1 = x0 + 1
-    L, R, T, B = 40, 10, 10, 25
-
-    def xy(x: float, y: float) -> str:
-        return f"{L + (x - x0) / (x1 - x0) * (width - L - R):.1f},{T + (1 - (y - y0) / (y1 - y0)) * (height - T - B):.1f}"
-
-    parts = [f"<svg width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg'>",
-             f"<rect x='{L}' y='{T}' width='{width - L - R}' height='{height - T - B}' fill='none' stroke='#ccc'/>",
-             f"<text x='2' y='{T + 8}' font-size='10'>{y1:.2f}</text><text x='2' y='{height - B}' font-size='10'>{y0:.2f}</text>",
-             f"<text x='{L}' y='{height - 8}' font-size='10'>step {x0}</text><text x='{width - R - 40}' y='{height - 8}' font-size='10'>{x1}</text>"]
-    for arm, curves in series.items():
-        color = _COLORS.get(arm, "#333")
-        for c in curves:
-            if len(c) > 1:
-                parts.append(f"<polyline fill='none' stroke='{color}' stroke-opacity='0.25' points='{' '.join(xy(*p) for p in c)}'/>")
+def _mean_curves(per_seed: list[dict[str, list[tuple[int, float]]]]) -> dict[str, list[list[float]]]:
+    """Per group ("all", levels): [step, mean over the seeds validated at that step]."""
+    out: dict[str, list[list[float]]] = {}
+    for group in sorted({g for d in per_seed for g in d}, key=lambda g: (g != "all", g)):
         by_step: dict[int, list[float]] = {}
-        for c in curves:
-            for s, v in c:
-                by_step.setdefault(s, []).append(v)
-        mean = [(s, statistics.fmean(v)) for s, v in sorted(by_step.items())]
-        if len(mean) > 1:
-            parts.append(f"<polyline fill='none' stroke='{color}' stroke-width='2' points='{' '.join(xy(*p) for p in mean)}'/>")
-        for p in mean if len(mean) == 1 else []:
-            parts.append(f"<circle r='3' fill='{color}' cx='{xy(*p).split(',')[0]}' cy='{xy(*p).split(',')[1]}'/>")
-    parts.append("</svg>")
-    return f"<div class='chart'><b>{html.escape(title)}</b><br>{''.join(parts)}</div>"
+        for d in per_seed:
+            for step, v in d.get(group, []):
+                by_step.setdefault(step, []).append(v)
+        out[group] = [[step, statistics.fmean(v)] for step, v in sorted(by_step.items())]
+    return out
 
 
-def _svg_bars(result: dict[str, Any], width: int = 420, height: int = 220) -> str:
-    """Held-out accuracy per arm after SFT and after GRPO: mean (bar), 95% t-interval (whisker), seeds (dots)."""
-    groups = [(f"{arm} / {stage}", result[f"{arm}_{stage}"], _COLORS[arm]) for stage in ("sft", "grpo") for arm in ARMS]
-    L, B, T = 40, 40, 10
-    bw = (width - L - 10) / len(groups)
-
-    def y(v: float) -> float:
-        return T + (1 - max(0.0, min(1.0, v))) * (height - T - B)
-
-    parts = [f"<svg width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg'>"]
-    for v in (0, 0.5, 1):
-        parts.append(f"<line x1='{L}' x2='{width - 10}' y1='{y(v):.1f}' y2='{y(v):.1f}' stroke='#eee'/><text x='5' y='{y(v) + 4:.1f}' font-size='10'>{v:.1f}</text>")
-    for i, (label, s, color) in enumerate(groups):
-        x = L + i * bw + bw * 0.2
-        w = bw * 0.6
-        parts.append(f"<rect x='{x:.1f}' y='{y(s['mean']):.1f}' width='{w:.1f}' height='{y(0) - y(s['mean']):.1f}' fill='{color}' fill-opacity='{0.45 if 'sft' in label else 0.85}'/>")
-        lo, hi = s["ci95"]
-        if _finite(lo) and _finite(hi):
-            cx = x + w / 2
-            parts.append(f"<line x1='{cx:.1f}' x2='{cx:.1f}' y1='{y(hi):.1f}' y2='{y(lo):.1f}' stroke='#000'/>")
-        for v in s["values"]:
-            parts.append(f"<circle r='2.5' cx='{x + w / 2:.1f}' cy='{y(v):.1f}' fill='#000' fill-opacity='0.6'/>")
-        parts.append(f"<text x='{x - 4:.1f}' y='{height - 22}' font-size='10'>{html.escape(label)}</text>")
-        parts.append(f"<text x='{x:.1f}' y='{height - 8}' font-size='10'>{s['mean']:.3f}</text>")
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def render_html(r: dict[str, Any]) -> str:
-    def row(*cells: Any) -> str:
-        return "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
-
-    acc_rows = "".join(
-        row(arm, stage, f"{r[f'{arm}_{stage}']['mean']:.3f}", f"{r[f'{arm}_{stage}']['std']:.3f}",
-            f"[{r[f'{arm}_{stage}']['ci95'][0]:.3f}, {r[f'{arm}_{stage}']['ci95'][1]:.3f}]",
-            ", ".join(f"{v:.3f}" for v in r[f"{arm}_{stage}"]["values"]))
-        for stage in ("sft", "grpo") for arm in ARMS
-    )
-    level_rows = "".join(row(arm, stage, lv, f"{acc:.3f}") for arm in ARMS for stage in ("sft", "grpo") for lv, acc in r["by_level"][arm][stage].items())
-    timing_rows = "".join(row(t.get("stage"), t.get("wall_s"), t.get("cpu_s"), t.get("rc")) for t in r["timing"])
-    totals = [t for t in r["timing"] if t.get("stage") == "total"]
-    total_wall = float(totals[-1]["wall_s"]) if totals else sum(float(t.get("wall_s") or 0) for t in r["timing"])
-    diag_rows = "".join(row(arm, stage, k, f"{v:.3f}") for arm in ARMS for stage in ("sft", "grpo") for k, v in r["diagnostics"][arm][stage].items())
-    verdict = (f"Held-out accuracy after GRPO: trial {r['trial_heldout_acc']:.3f}, direct {r['direct_heldout_acc']:.3f}; "
-               f"margin {r['margin']:+.3f} is {'larger' if r['trial_beats_direct_beyond_spread'] else 'not larger'} than the "
-               f"seed-to-seed spread ({r['seed_spread']:.3f}).")
-    charts = "".join(
-        _svg_curves(f"GRPO {k}", {arm: r["curves"][arm]["grpo"][k] for arm in ARMS}) for k in COMPONENTS
-    ) + _svg_curves("held-out accuracy (validation)", {arm: r["curves"][arm]["grpo"][VAL_KEY] for arm in ARMS}) + _svg_curves(
-        "SFT train/loss", {arm: r["curves"][arm]["sft"]["train/loss"] for arm in ARMS})
-    return f"""<!doctype html><html><head><meta charset='utf-8'><title>ToyWorld: trial vs direct</title>
-<style>body{{font-family:sans-serif;margin:20px;max-width:1200px}} .chart{{display:inline-block;margin:6px}} table{{border-collapse:collapse}}
-td{{border:1px solid #ccc;padding:2px 6px;font-size:13px}} .k{{color:{_COLORS['direct']}}} .t{{color:{_COLORS['trial']}}}</style></head><body>
-<h1>ToyWorld: trial-and-execution vs direct execution on held-out tools</h1>
-<p><b>{html.escape(verdict)}</b> Seeds: {r['seeds']}; held-out tasks per seed: {r['heldout_tasks_per_seed']}.
-Arms: <span class='k'>direct</span> (SFT on direct trajectories, GRPO trial_mode off) and <span class='t'>trial</span>
-(SFT on trial-and-execution trajectories, GRPO trial_mode on with the toolmaster reward). Accuracy: greedy validation on the seed's
-held-out tool catalogue, after SFT (GRPO step 0) and after GRPO.</p>
-<h2>Held-out accuracy (mean, 95% t-interval over seeds, seeds as dots)</h2>{_svg_bars(r)}
-<table><tr><td>arm</td><td>after</td><td>mean</td><td>std</td><td>95% CI</td><td>per seed</td></tr>{acc_rows}</table>
-<h2>Learning curves (mean over seeds bold, each seed faint)</h2>{charts}
-<h2>Held-out accuracy by level</h2><table><tr><td>arm</td><td>after</td><td>level</td><td>accuracy</td></tr>{level_rows}</table>
-<h2>Diagnostics on the held-out tasks (means per task; toyworld/answer_seen: the right call was made)</h2>
-<table><tr><td>arm</td><td>after</td><td>what</td><td>mean</td></tr>{diag_rows}</table>
-<h2>Stages</h2><p>Wall time of the whole run: {total_wall / 60:.1f} min (arms of a seed run side by side, so their
-stages overlap). cpu_s: user+sys seconds of the stage's process tree as reported by /usr/bin/time.</p>
-<table><tr><td>stage</td><td>wall s</td><td>cpu s</td><td>rc</td></tr>{timing_rows}</table>
-</body></html>"""
+def _examples(samples: list[dict[str, Any]], per_level: int = 1) -> list[dict[str, Any]]:
+    """A few held-out trajectories: per level, the first solved and the first failed one."""
+    picked = []
+    for lv, part in diag.by_level(samples).items():
+        for solved in (True, False):
+            hits = [s for s in part if (float(s["acc"]) >= 1.0) == solved][:per_level]
+            picked += [{"level": lv, "acc": float(s["acc"]), "failure": diag.failure(s), "input": s.get("input", ""),
+                        "output": s.get("output", "")} for s in hits]
+    return picked
 
 
 def _strict(x: Any) -> Any:
@@ -285,12 +233,14 @@ def _strict(x: Any) -> Any:
         return None
     if isinstance(x, dict):
         return {k: _strict(v) for k, v in x.items()}
-    if isinstance(x, list):
+    if isinstance(x, (list, tuple)):
         return [_strict(v) for v in x]
     return x
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .report_html import render_html
+
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m verl_toolmaster.toyworld.report OUT_DIR", file=sys.stderr)
@@ -301,10 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    curves = result.pop("curves")
+    curves, trajectories = result.pop("curves"), result.pop("trajectories")
     (out / "report.json").write_text(json.dumps(_strict(result), indent=1, allow_nan=False))
-    (out / "report.html").write_text(render_html({**result, "curves": curves}))
-    keys = ("direct_heldout_acc", "trial_heldout_acc", "seed_spread", "margin", "trial_beats_direct_beyond_spread")
+    (out / "report.html").write_text(render_html({**result, "curves": curves, "trajectories": trajectories}))
+    keys = ["model", *(f"{arm}_heldout_acc" for arm in result["arms"]), "seed_spread",
+            *(k for k in result if k.startswith("margin_vs_") or k.startswith("trial_beats_"))]
     print(json.dumps({k: result[k] for k in keys}))
     return 0
 
