@@ -50,7 +50,7 @@ CHOSEN = "fp32"
 def toyworld_rows(out: Path, n: int, seed: int = 0) -> Path:
     """ToyWorld data (world seed ``seed``) with at least ``n`` train tasks; returns its directory."""
     if not (out / "sft_trial.parquet").is_file():
-        subprocess.run([sys.executable, "-m", "verl_toolmaster.data.toyworld", "--out", str(out), "--seed", str(seed),
+        subprocess.run([sys.executable, "-m", "verl_toolmaster.toyworld.generate", "--out", str(out), "--seed", str(seed),
                         "--train-tasks", str(max(n, 16)), "--tools", str(max(n, 16)), "--test-tasks", "8", "--no-progress"],
                        check=True, stdout=subprocess.DEVNULL)
     return out

@@ -56,7 +56,7 @@ def _turns(msgs: list[dict[str, Any]], tools: list[dict[str, Any]], k: int, args
 
 def toyworld_conversations(n: int) -> tuple[list[list[dict[str, Any]]], list[list[dict[str, Any]]]]:
     """``n`` ToyWorld test tasks (the lead's CPU runs) at turns 1-4: (conversations, each one's tool schemas)."""
-    from verl_toolmaster.data import toyworld
+    from verl_toolmaster.toyworld import world as toyworld
 
     world = toyworld.build_world(0)
     convs, tools_of = [], []

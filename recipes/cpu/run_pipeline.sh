@@ -52,7 +52,7 @@ latest_grpo() { ls -d "$TOOLMASTER_OUT"/grpo_ckpt/global_step_*/actor/huggingfac
 
 timed base_model ensure_base_model "$BASE_MODEL"
 stage "ToyWorld (seed 0, levels 1-2): $TRAIN_TASKS training tasks, $TEST_TASKS held-out tasks on unseen tools"
-timed prepare_data "$PYTHON" -m verl_toolmaster.data.toyworld --out "$TOYWORLD" --seed 0 --levels 1,2 \
+timed prepare_data "$PYTHON" -m verl_toolmaster.toyworld.generate --out "$TOYWORLD" --seed 0 --levels 1,2 \
   --train-tasks "$TRAIN_TASKS" --tools "$TRAIN_TASKS" --test-tasks "$TEST_TASKS" --no-progress
 ensure_toolhop_data
 

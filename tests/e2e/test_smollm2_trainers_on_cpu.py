@@ -33,7 +33,7 @@ def _env(tmp_path, **extra: str) -> dict[str, str]:
 
 def test_sft_two_steps(smollm2_model_dir, tmp_path):
     data = tmp_path / "toyworld"
-    subprocess.run([sys.executable, "-m", "verl_toolmaster.data.toyworld", "--out", str(data), "--seed", "3",
+    subprocess.run([sys.executable, "-m", "verl_toolmaster.toyworld.generate", "--out", str(data), "--seed", "3",
                     "--train-tasks", "8", "--tools", "8", "--test-tasks", "2", "--no-progress"], check=True, capture_output=True)
     metrics = tmp_path / "sft_metrics.jsonl"
     proc = subprocess.run(

@@ -1,5 +1,6 @@
-"""`bash recipes/cpu/run_toyworld.sh OUT` end to end at toy sizes: both arms train through verl's SFT trainer and
-main_ppo, are validated on the held-out tools, and the report is built from what they logged."""
+"""`bash recipes/cpu/run_toyworld.sh OUT` end to end at toy sizes (TOYWORLD_BASE=tiny): the three arms train through
+verl's SFT trainer and main_ppo, are validated on the held-out tools at every GRPO step, and the report is built from
+what they logged."""
 
 from __future__ import annotations
 
@@ -13,31 +14,39 @@ from e2e_helpers import REPO
 
 pytestmark = pytest.mark.slow
 
-TOY = {"TOYWORLD_SEEDS": "0 1", "TOYWORLD_BASE_STEPS": "4", "TOYWORLD_SFT_STEPS": "2", "TOYWORLD_GRPO_STEPS": "1",
-       "TOYWORLD_TRAIN_TASKS": "48", "TOYWORLD_TEST_TASKS": "6"}
+TOY = {"TOYWORLD_BASE": "tiny", "TOYWORLD_SEEDS": "0 1", "TOYWORLD_BASE_STEPS": "4", "TOYWORLD_SFT_STEPS": "2",
+       "TOYWORLD_GRPO_STEPS": "2", "TOYWORLD_TEST_FREQ": "1", "TOYWORLD_TRAIN_TASKS": "48", "TOYWORLD_TEST_TASKS": "6"}
+ARMS = ("direct", "selfcorrect", "trial")
 
 
-def test_run_toyworld_writes_the_report_of_both_arms(tmp_path):
+def test_run_toyworld_writes_the_report_of_three_arms(tmp_path):
     out = tmp_path / "tw"
     run = subprocess.run(["bash", str(REPO / "recipes/cpu/run_toyworld.sh"), str(out)], capture_output=True, text=True,
-                         env={**os.environ, **TOY}, timeout=1800)
+                         env={**os.environ, **TOY}, timeout=3600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())  # strict JSON: a parse error fails here
-    for key in ("direct_heldout_acc", "trial_heldout_acc", "seed_spread"):
+    assert report["model"].startswith("tiny") and report["arms"] == list(ARMS)
+    for key in ("direct_heldout_acc", "selfcorrect_heldout_acc", "trial_heldout_acc", "seed_spread"):
         assert 0.0 <= report[key] <= 1.0, key
     assert report["seeds"] == [0, 1]
-    assert report["heldout_tasks_per_seed"] == {"direct": [6, 6], "trial": [6, 6]}
-    # the trial arm ran with trial_mode on and the direct arm with it off: only the trial arm's prompts ask for <trial>
+    assert report["heldout_tasks_per_seed"] == {arm: [6, 6] for arm in ARMS}
+    assert set(report["heldout_acc_by_level"]["selfcorrect"]) == {"1", "2", "3"}
+    assert report["budget"]["sft_steps"] == 2 and report["budget"]["grpo_steps"] == 2
+    assert all(report["budget"]["sft_tokens"][arm] > 0 for arm in ARMS)
+    # only the trial arm's prompts ask for <trial>; validation ran before GRPO and after each of its steps
     for seed in (0, 1):
-        for arm, trial_text in (("trial", True), ("direct", False)):
-            dumps = sorted((out / f"seed{seed}" / arm / "val").glob("*.jsonl"))
-            assert [p.stem for p in dumps] == ["0", "1"]
+        for arm in ARMS:
+            dumps = sorted((out / f"seed{seed}" / arm / "val").glob("*.jsonl"), key=lambda p: int(p.stem))
+            assert [p.stem for p in dumps] == ["0", "1", "2"]
             first = json.loads(dumps[0].read_text().splitlines()[0])
-            assert ("<trial>" in first["input"]) is trial_text, (seed, arm)
+            assert ("<trial>" in first["input"]) is (arm == "trial"), (seed, arm)
+            assert "toyworld/first_call_real" in first and "toyworld/target_called" in first
             lines = [json.loads(x) for x in (out / f"seed{seed}" / arm / "grpo_metrics.jsonl").read_text().splitlines()]
             assert any("reward/answer/mean" in x["data"] for x in lines)
+    assert [step for step, _ in report["heldout_curve"]["trial"]["all"]] == [0, 1, 2]
     stages = [json.loads(x)["stage"] for x in (out / "timing.jsonl").read_text().splitlines()]
     assert stages[:2] == ["tiny", "base"] and stages[-1] == "total"
-    assert {"seed0_direct_sft", "seed0_trial_sft", "seed1_direct_grpo", "seed1_trial_grpo"} <= set(stages)
+    assert {"seed0_direct_sft", "seed0_selfcorrect_sft", "seed0_trial_sft", "seed1_selfcorrect_grpo"} <= set(stages)
     page = (out / "report.html").read_text()
-    assert "held-out accuracy" in page and "<svg" in page and "toyworld/answer_seen" in page
+    assert "held-out accuracy over GRPO steps" in page and "<svg" in page and "first_call_real" in page
+    assert page.count("<details>") >= 3  # held-out trajectories of every arm

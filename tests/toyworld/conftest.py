@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from verl_toolmaster.data import toyworld as tw
+from verl_toolmaster.toyworld import world as tw
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import random
 
-from verl_toolmaster import toyworld_base as base
-from verl_toolmaster.data import toyworld as tw
+from verl_toolmaster.toyworld import base
+from verl_toolmaster.toyworld import world as tw
 
 
 def test_pieces_tokenize_like_the_whole_conversation_and_mask_only_the_assistant(tiny_tokenizer):

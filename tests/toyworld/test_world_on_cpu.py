@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from verl_toolmaster.data import toyworld as tw
+from verl_toolmaster.toyworld import world as tw
 from verl_toolmaster.data.task import rl_row
 from verl_toolmaster.envs import make_env
 
@@ -131,7 +131,7 @@ def test_generation_does_not_depend_on_the_process(tasks):
     import sys
 
     code = (
-        "import hashlib, json; from verl_toolmaster.data import toyworld as tw; "
+        "import hashlib, json; from verl_toolmaster.toyworld import world as tw; "
         "w = tw.build_world(seed=7, tools_per_split=12); "
         "print(hashlib.sha256(json.dumps([t.to_dict() for t in tw.make_tasks(w, 'test', 30, (1, 2, 3))], sort_keys=True).encode()).hexdigest())"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .base import Episode, Scorer, ScoreResult, register_scorer
@@ -11,20 +12,28 @@ from .matching import answers_match
 @register_scorer("toyworld")
 class ToyWorldScorer(Scorer):
     """``answer`` is 1 when the last ``<answer>`` equals ``ground_truth["answer"]`` (see
-    :func:`~.matching.answers_match`), else 0. Ground truth: ``{"answer": str, "level": int, "op": str}``.
+    :func:`~.matching.answers_match`), else 0. Ground truth: ``{"answer": str, "level": int, "op": str, "tool": str}``
+    (``tool``, the tool that computes the answer, is optional: without it the target details are None).
 
-    Details: ``toyworld/level`` (the task's difficulty, to split metrics) and ``toyworld/answer_seen`` (1 when the
-    gold answer appeared in a successful call's result, i.e. the right call was made, whatever was answered).
+    Details: ``toyworld/level`` (the task's difficulty, to split metrics), ``toyworld/answer_seen`` (1 when the gold
+    answer appeared in a successful call's result, i.e. the right call was made, whatever was answered),
+    ``toyworld/target_called`` (the target tool was called at all, trial or execute), and for the first call of the
+    target: ``toyworld/first_call_real`` (its argument names are the tool's real ones) and
+    ``toyworld/first_call_documented`` (they are the stale documented ones; only where the documentation is stale).
+    The first-call details are None when the target was never called.
     """
 
-    detail_keys = ("toyworld/level", "toyworld/answer_seen")
+    detail_keys = ("toyworld/level", "toyworld/answer_seen", "toyworld/target_called", "toyworld/first_call_real",
+                   "toyworld/first_call_documented")
+    needs_env_spec = True
 
     def score(self, ground_truth: dict[str, Any], episode: Episode) -> ScoreResult:
         gold = ground_truth.get("answer")
         if not isinstance(gold, str):
             raise ValueError(f"toyworld ground truth 'answer' must be a string, got {type(gold).__name__}")
         seen = any(c.get("ok") and _result_value(str(c.get("text", ""))) == gold for c in episode.calls)
-        details = {"toyworld/level": float(ground_truth.get("level", 0)), "toyworld/answer_seen": float(seen)}
+        details = {"toyworld/level": float(ground_truth.get("level", 0)), "toyworld/answer_seen": float(seen),
+                   **_first_call(ground_truth.get("tool"), episode)}
         predicted = episode.final_answer
         if predicted is None or not predicted.strip():
             return ScoreResult(0.0, "no_answer", details)
@@ -33,10 +42,29 @@ class ToyWorldScorer(Scorer):
         return ScoreResult(0.0, "wrong_answer", details)
 
 
+def _first_call(tool: Any, episode: Episode) -> dict[str, float]:
+    """The target details: was the target called, and did its first call use the real or the documented names."""
+    if not isinstance(tool, str):
+        return {}
+    calls = [c for c in episode.calls if c.get("name") == tool]
+    out = {"toyworld/target_called": float(bool(calls))}
+    spec = episode.env_spec or {}
+    impl = (spec.get("impl") or {}).get(tool)
+    schema = next((t["function"] for t in spec.get("tools") or [] if t.get("function", {}).get("name") == tool), None)
+    if not calls or impl is None or schema is None:
+        return out
+    args = calls[0].get("arguments")
+    names = set(args) if isinstance(args, dict) else None
+    real = {p for p, _ in impl["params"]}
+    documented = set(schema["parameters"]["properties"])
+    out["toyworld/first_call_real"] = float(names == real)
+    if documented != real:
+        out["toyworld/first_call_documented"] = float(names == documented)
+    return out
+
+
 def _result_value(text: str) -> str | None:
     """The value of a ToyWorld result ``{"label": value}`` as text, or None for anything else."""
-    import json
-
     try:
         obj = json.loads(text)
     except (json.JSONDecodeError, TypeError):

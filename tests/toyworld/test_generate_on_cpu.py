@@ -1,4 +1,4 @@
-"""Gold traces solve every task through the env; SFT flavours, RL rows, the generator CLI and the adapter."""
+"""Gold traces solve every task through the env; direct SFT rows, RL rows, the generator CLI and the adapter."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from omegaconf import OmegaConf
 
 from verl_toolmaster import compat
 from verl_toolmaster.data import get_adapter
-from verl_toolmaster.data import toyworld as tw
+from verl_toolmaster.toyworld import generate as gen
+from verl_toolmaster.toyworld import world as tw
 from verl_toolmaster.protocol.messages import decode_messages
 from verl_toolmaster.data import prepare
 from verl_toolmaster.data.sft import read_sft_rows
@@ -44,7 +45,7 @@ def test_gold_trace_solves_every_task_through_the_env(tasks):
 
 def test_direct_sft_rows_are_the_gold_call_and_its_real_observation(tasks):
     part = tasks["train"][:6]
-    rows = tw.direct_sft_rows(part)
+    rows = gen.direct_sft_rows(part)
     for t, row in zip(part, rows):
         roles = [m["role"] for m in row["messages"]]
         assert roles == ["system", "user", "assistant", "tool", "assistant"]
@@ -53,31 +54,6 @@ def test_direct_sft_rows_are_the_gold_call_and_its_real_observation(tasks):
         assert row["messages"][3]["content"] == asyncio.run(_gold_calls(t))[0]["text"]
         assert row["messages"][4]["content"] == f"<answer>{t.gold_answers[0]}</answer>"
         assert "trial" not in json.dumps(row["messages"][2:])
-
-
-def test_probe_teacher_trajectories_run_through_the_real_loop(tasks):
-    """Trial flavour: the documented call as a probe (a real failure from level 2 on), the fixed call, the answer."""
-    import verl_toolmaster.reward.scorers.toyworld  # noqa: F401
-
-    picked = [t for t in tasks["train"] if t.tags["level"] == 1][:2] + [t for t in tasks["train"] if t.tags["level"] == 2][:2]
-    picked += [t for t in tasks["train"] if t.tags["level"] == 3 and len(t.env["tools"]) > 1][:2]
-    assert len(picked) == 6
-    rows = [rl_row(t, i, tw.system_text("on")) for i, t in enumerate(picked)]
-    sft, dropped = asyncio.run(tw._trial_rows(rows, concurrency=2, progress=False, err=io.StringIO()))
-    assert dropped == {} and len(sft) == len(picked)
-    for t, row in zip(picked, sft):
-        msgs = row["messages"]
-        assistant = [m for m in msgs if m["role"] == "assistant"]
-        n = len(t.env["tools"])
-        assert [m["content"].split(">", 1)[0] + ">" for m in assistant] == ["<trial>"] * n + ["<execute>", "<answer>"]
-        probe_results = [m["content"] for m in msgs if m["role"] == "tool"][:n]
-        gold = t.gold[0][0][0]
-        assert assistant[n]["tool_calls"][0]["function"] == {"name": gold["name"], "arguments": gold["arguments"]}
-        assert assistant[n + 1]["content"] == f"<answer>{t.gold_answers[0]}</answer>"
-        if t.tags["level"] >= 2:
-            assert all(r.startswith("Error: ") and "Usage: " in r for r in probe_results), probe_results  # the failed probe, as the env said it
-        else:
-            assert probe_results == [msgs[-2]["content"]]  # the documented call already worked
 
 
 def test_rl_rows_load_with_verl_rlhf_dataset(tasks, tiny_tokenizer, tmp_path):
@@ -99,24 +75,27 @@ def test_rl_rows_load_with_verl_rlhf_dataset(tasks, tiny_tokenizer, tmp_path):
 
 def test_generator_cli_writes_rl_and_both_sft_flavours(tmp_path, tiny_tokenizer):
     out, err = io.StringIO(), io.StringIO()
-    code = tw.main(["--out", str(tmp_path), "--seed", "3", "--tools", "8", "--train-tasks", "8", "--test-tasks", "4", "--levels", "1,2,3", "--no-progress"], out, err)
+    code = gen.main(["--out", str(tmp_path), "--seed", "3", "--tools", "8", "--train-tasks", "8", "--test-tasks", "4", "--levels", "1,2,3", "--no-progress"], out, err)
     assert code == 0, err.getvalue()
     summary = json.loads(out.getvalue().strip().splitlines()[-1])
-    assert summary == {"seed": 3, "tasks": {"train": 8, "test": 4}, "sft_direct": 8, "sft_trial": 8}
+    assert summary == {"seed": 3, "tasks": {"train": 8, "test": 4}, "sft_direct": 8, "sft_selfcorrect": 8, "sft_trial": 8}
     for name in ("world.json", "tasks_train.jsonl", "tasks_test.jsonl", "train_on.parquet", "train_off.parquet", "test_on.parquet", "test_off.parquet"):
         assert (tmp_path / name).is_file(), name
-    for flavour in ("direct", "trial"):
+    for flavour in gen.SFT_FLAVOURS:
         path = tmp_path / f"sft_{flavour}.parquet"
         rows = read_sft_rows(path)
         ds = ToolSFTDataset(str(path), tiny_tokenizer, OmegaConf.create({"max_length": 1024, "truncation": "error", "pad_mode": "no_padding"}))
         assert len(ds) == len(rows) == 8 and all(ds[i]["loss_mask"].sum() > 0 for i in range(len(ds)))
         has_trial = any("<trial>" in (m.get("content") or "") for r in rows for m in r["messages"])
         assert has_trial == (flavour == "trial")
+        # only the direct flavour never shows a failed call (levels 2 and 3 are in this world)
+        has_error = any(m["role"] == "tool" and m["content"].startswith("Error: ") for r in rows for m in r["messages"])
+        assert has_error == (flavour != "direct")
 
 
 def test_generator_cli_rejects_bad_levels(tmp_path):
     err = io.StringIO()
-    assert tw.main(["--out", str(tmp_path), "--levels", "1,5", "--no-sft"], io.StringIO(), err) == 2
+    assert gen.main(["--out", str(tmp_path), "--levels", "1,5", "--no-sft"], io.StringIO(), err) == 2
     assert "levels must be a non-empty subset" in err.getvalue()
 
 

@@ -1,6 +1,6 @@
 """The ToyWorld base model: the offline tiny model plus a short pretraining in calling a documented tool.
 
-``python -m verl_toolmaster.toyworld_base --model TINY_DIR --out BASE_DIR`` trains the randomly initialised tiny
+``python -m verl_toolmaster.toyworld.base --model TINY_DIR --out BASE_DIR`` trains the randomly initialised tiny
 model (``python -m verl_toolmaster.tiny``) on made-up, correctly documented tools in the chat template: a generic
 system text, one tool, "Use the tool on 3 and "open".", the call (the schema's names, the values in order), the
 result ``{"label": value}`` and ``<answer>value</answer>``. That is the skill any tool-using policy has before
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .data.toyworld import NAME_WORDS, VALUE_WORDS
+from .world import NAME_WORDS, VALUE_WORDS
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def conversation(rng: random.Random, words: list[str]) -> tuple[list[dict[str, A
     The tool (two-word name, one or two parameters) is made up on the spot from ``words``; its schema is stored
     with sorted keys, as RL rows store schemas. No phase tags, no errors, no probes: nothing of either arm.
     """
-    from .data.schemas import function_tool
+    from ..data.schemas import function_tool
 
     name = "_".join(rng.sample(words, 2))
     keys = sorted(rng.sample([w for w in words if w not in name.split("_")], rng.randint(1, 2)))
@@ -183,7 +183,7 @@ def copy_accuracy(model: Any, tokenizer: Any, words: list[str], rng: random.Rand
 
 def main(argv: list[str] | None = None) -> int:
     d = BaseConfig()
-    p = argparse.ArgumentParser(prog="python -m verl_toolmaster.toyworld_base", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m verl_toolmaster.toyworld.base", description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, required=True, help="the tiny model to start from (python -m verl_toolmaster.tiny --out DIR)")
     p.add_argument("--out", type=Path, required=True, help="where to save the base model (HF format, with tokenizer)")
     p.add_argument("--steps", type=int, default=d.steps, help="optimizer steps (default %(default)s)")

@@ -1,0 +1,264 @@
+"""Report of the ToyWorld experiment (``recipes/cpu/run_toyworld.sh``): ``python -m verl_toolmaster.toyworld.report OUT``.
+
+Reads ``OUT/run.json`` (the base model and the budgets the run used), ``OUT/timing.jsonl``, and for every
+``OUT/seed<S>/<arm>`` (arms ``direct``, ``selfcorrect``, ``trial``; those present, the same in every seed) the verl
+file-logger JSONL of its SFT (``sft_metrics.jsonl``) and GRPO (``grpo_metrics.jsonl``) runs and the GRPO
+validation dumps on the held-out tools (``val/<step>.jsonl``: one line per held-out task). Writes
+
+* ``OUT/report.json``: ``model``; ``<arm>_heldout_acc`` (held-out accuracy after GRPO, mean over seeds) for every
+  arm; ``seed_spread`` (the largest of the arms' sample standard deviations over seeds); per-seed values and 95%
+  t-intervals after SFT (GRPO step 0) and after GRPO (``<arm>_sft``, ``<arm>_grpo``), the same per level
+  (``by_level``), margins of trial over the others; ``diagnostics`` per arm, stage and level (:mod:`.diagnostics`);
+  held-out accuracy at every validated GRPO step (``heldout_curve``); the budgets (``budget``: the run's settings,
+  the SFT tokens each arm saw); stage timings;
+* ``OUT/report.html`` (:mod:`.report_html`): the same with learning curves and a few held-out trajectories per arm.
+
+A missing or unreadable input is an error naming the file; nothing is filled in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import diagnostics as diag
+
+ARMS = ("direct", "selfcorrect", "trial")
+COMPONENTS = ("critic/score/mean", "reward/answer/mean", "reward/format/mean", "reward/trial/mean", "reward/cost/mean")
+VAL_KEY = "val-core/toyworld/acc/mean@1"
+STAGES = ("sft", "grpo")
+# two-sided 95% Student t quantiles by degrees of freedom (1..30); larger samples use the normal quantile
+_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110,
+        2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+class ReportError(Exception):
+    """An input of the report is missing or malformed."""
+
+
+@dataclass
+class ArmRun:
+    """What one arm of one seed produced."""
+
+    seed: int
+    arm: str
+    sft: list[dict[str, Any]] = field(default_factory=list)  # file-logger lines of the SFT run
+    grpo: list[dict[str, Any]] = field(default_factory=list)  # file-logger lines of the GRPO run
+    val: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # GRPO step -> held-out samples
+
+    def curve(self, key: str, lines: list[dict[str, Any]]) -> list[tuple[int, float]]:
+        return [(int(x["step"]), float(x["data"][key])) for x in lines if key in x["data"] and diag.finite(x["data"][key])]
+
+    def samples(self, stage: str) -> list[dict[str, Any]]:
+        """Held-out samples after SFT (``"sft"``: the first validation) or after GRPO (``"grpo"``: the last)."""
+        steps = sorted(self.val)
+        return self.val[steps[0] if stage == "sft" else steps[-1]]
+
+    def heldout(self, stage: str) -> float:
+        return _acc(self.samples(stage))
+
+    def by_level(self, stage: str) -> dict[str, float]:
+        return {lv: _acc(s) for lv, s in diag.by_level(self.samples(stage)).items()}
+
+    def diagnostics(self, stage: str) -> dict[str, Any]:
+        samples = self.samples(stage)
+        return {"all": diag.summarize(samples), **{lv: diag.summarize(s) for lv, s in diag.by_level(samples).items()}}
+
+    def heldout_curve(self) -> dict[str, list[tuple[int, float]]]:
+        """Held-out accuracy at every validated GRPO step, overall and per level."""
+        out: dict[str, list[tuple[int, float]]] = {"all": [(step, _acc(s)) for step, s in sorted(self.val.items())]}
+        for step, samples in sorted(self.val.items()):
+            for lv, part in diag.by_level(samples).items():
+                out.setdefault(lv, []).append((step, _acc(part)))
+        return out
+
+    def sft_tokens(self) -> float:
+        """Tokens the SFT run trained on (sum of verl's ``train/global_tokens``)."""
+        return sum(v for _, v in self.curve("train/global_tokens", self.sft))
+
+
+def _acc(samples: list[dict[str, Any]]) -> float:
+    return statistics.fmean(float(s["acc"]) for s in samples)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise ReportError(f"{path}: missing")
+    out = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ReportError(f"{path}, line {i}: not JSON ({e.msg})") from None
+    return out
+
+
+def load_run(out: Path, seed: int, arm: str) -> ArmRun:
+    d = out / f"seed{seed}" / arm
+    run = ArmRun(seed, arm, _read_jsonl(d / "sft_metrics.jsonl"), _read_jsonl(d / "grpo_metrics.jsonl"))
+    val_dir = d / "val"
+    files = sorted(val_dir.glob("*.jsonl"), key=lambda p: int(p.stem)) if val_dir.is_dir() else []
+    if len(files) < 2:
+        raise ReportError(f"{val_dir}: expected validation dumps before and after GRPO, found {[f.name for f in files]}")
+    for f in files:
+        samples = _read_jsonl(f)
+        missing = [k for k in ("acc", "toyworld/level") if samples and k not in samples[0]]
+        if not samples or missing:
+            raise ReportError(f"{f}: no held-out samples or no {missing} in them")
+        run.val[int(f.stem)] = samples
+    return run
+
+
+def seeds_in(out: Path) -> list[int]:
+    seeds = sorted(int(p.name[4:]) for p in out.glob("seed*") if p.is_dir() and p.name[4:].isdigit())
+    if not seeds:
+        raise ReportError(f"{out}: no seed<N> directories")
+    return seeds
+
+
+def arms_in(out: Path, seeds: list[int]) -> list[str]:
+    """The arms of the run: those of ARMS with a directory in the first seed, required in every seed."""
+    arms = [a for a in ARMS if (out / f"seed{seeds[0]}" / a).is_dir()]
+    if not arms:
+        raise ReportError(f"{out / f'seed{seeds[0]}'}: no arm directory ({', '.join(ARMS)})")
+    for s in seeds[1:]:
+        missing = [a for a in arms if not (out / f"seed{s}" / a).is_dir()]
+        if missing:
+            raise ReportError(f"{out / f'seed{s}'}: arms {missing} missing (seed {seeds[0]} has them)")
+    return arms
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation and 95% t-interval of per-seed values."""
+    n = len(values)
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if n > 1 else 0.0
+    half = (_T95[n - 2] if n - 1 <= len(_T95) else 1.96) * sd / math.sqrt(n) if n > 1 else float("nan")
+    return {"n": n, "values": values, "mean": mean, "std": sd, "ci95": [mean - half, mean + half]}
+
+
+def build(out: Path) -> dict[str, Any]:
+    run_info = _read_json(out / "run.json")
+    seeds = seeds_in(out)
+    arms = arms_in(out, seeds)
+    runs = {arm: [load_run(out, s, arm) for s in seeds] for arm in arms}
+    result: dict[str, Any] = {"model": run_info.get("model"), "seeds": seeds, "arms": arms}
+    for stage in ("grpo", "sft"):
+        for arm in arms:
+            result[f"{arm}_{stage}"] = summary([r.heldout(stage) for r in runs[arm]])
+    for arm in arms:
+        result[f"{arm}_heldout_acc"] = result[f"{arm}_grpo"]["mean"]
+    result["seed_spread"] = max(result[f"{arm}_grpo"]["std"] for arm in arms)
+    if "trial" in arms:
+        for other in (a for a in arms if a != "trial"):
+            margin = result["trial_heldout_acc"] - result[f"{other}_heldout_acc"]
+            result[f"margin_vs_{other}"] = margin
+            result[f"trial_beats_{other}_beyond_spread"] = margin > result["seed_spread"]
+    if "margin_vs_direct" in result:  # the names of the two-arm report
+        result["margin"] = result["margin_vs_direct"]
+    result["by_level"] = {
+        arm: {stage: _level_summaries([r.by_level(stage) for r in runs[arm]]) for stage in STAGES} for arm in arms
+    }
+    result["heldout_acc_by_level"] = {arm: {lv: s["mean"] for lv, s in result["by_level"][arm]["grpo"].items()} for arm in arms}
+    result["diagnostics"] = {arm: {stage: _mean_nested([r.diagnostics(stage) for r in runs[arm]]) for stage in STAGES} for arm in arms}
+    result["heldout_curve"] = {arm: _mean_curves([r.heldout_curve() for r in runs[arm]]) for arm in arms}
+    result["heldout_tasks_per_seed"] = {arm: [len(r.samples("grpo")) for r in runs[arm]] for arm in arms}
+    result["budget"] = {**run_info.get("budget", {}), "sft_tokens": {arm: statistics.fmean(r.sft_tokens() for r in runs[arm]) for arm in arms}}
+    timing_path = out / "timing.jsonl"
+    result["timing"] = _read_jsonl(timing_path) if timing_path.is_file() else []
+    result["curves"] = {
+        arm: {
+            "grpo": {k: [r.curve(k, r.grpo) for r in runs[arm]] for k in (*COMPONENTS, VAL_KEY)},
+            "sft": {"train/loss": [r.curve("train/loss", r.sft) for r in runs[arm]]},
+            "heldout": [r.heldout_curve() for r in runs[arm]],
+        }
+        for arm in arms
+    }
+    result["trajectories"] = {arm: _examples(runs[arm][0].samples("grpo")) for arm in arms}
+    return result
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ReportError(f"{path}: missing (run_toyworld.sh writes the base model and the budgets there)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{path}: not JSON ({e.msg})") from None
+
+
+def _level_summaries(per_seed: list[dict[str, float]]) -> dict[str, Any]:
+    levels = sorted({lv for d in per_seed for lv in d})
+    return {lv: summary([d[lv] for d in per_seed if lv in d]) for lv in levels}
+
+
+def _mean_nested(per_seed: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    groups = sorted({g for d in per_seed for g in d}, key=lambda g: (g != "all", g))
+    return {g: diag.mean_of([d[g] for d in per_seed if g in d]) for g in groups}
+
+
+def _mean_curves(per_seed: list[dict[str, list[tuple[int, float]]]]) -> dict[str, list[list[float]]]:
+    """Per group ("all", levels): [step, mean over the seeds validated at that step]."""
+    out: dict[str, list[list[float]]] = {}
+    for group in sorted({g for d in per_seed for g in d}, key=lambda g: (g != "all", g)):
+        by_step: dict[int, list[float]] = {}
+        for d in per_seed:
+            for step, v in d.get(group, []):
+                by_step.setdefault(step, []).append(v)
+        out[group] = [[step, statistics.fmean(v)] for step, v in sorted(by_step.items())]
+    return out
+
+
+def _examples(samples: list[dict[str, Any]], per_level: int = 1) -> list[dict[str, Any]]:
+    """A few held-out trajectories: per level, the first solved and the first failed one."""
+    picked = []
+    for lv, part in diag.by_level(samples).items():
+        for solved in (True, False):
+            hits = [s for s in part if (float(s["acc"]) >= 1.0) == solved][:per_level]
+            picked += [{"level": lv, "acc": float(s["acc"]), "failure": diag.failure(s), "input": s.get("input", ""),
+                        "output": s.get("output", "")} for s in hits]
+    return picked
+
+
+def _strict(x: Any) -> Any:
+    """``x`` with non-finite floats (an interval over one seed) as null: report.json is strict JSON."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _strict(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_strict(v) for v in x]
+    return x
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .report_html import render_html
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m verl_toolmaster.toyworld.report OUT_DIR", file=sys.stderr)
+        return 2
+    out = Path(argv[0])
+    try:
+        result = build(out)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    curves, trajectories = result.pop("curves"), result.pop("trajectories")
+    (out / "report.json").write_text(json.dumps(_strict(result), indent=1, allow_nan=False))
+    (out / "report.html").write_text(render_html({**result, "curves": curves, "trajectories": trajectories}))
+    keys = ["model", *(f"{arm}_heldout_acc" for arm in result["arms"]), "seed_spread",
+            *(k for k in result if k.startswith("margin_vs_") or k.startswith("trial_beats_"))]
+    print(json.dumps({k: result[k] for k in keys}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
