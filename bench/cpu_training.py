@@ -151,18 +151,6 @@ def plain_steps(model_dir: str, batch: list[tuple[list[int], list[int]]], settin
             "tokens": sum(len(ids) for ids, _ in batch), "target_tokens": n_targets}
 
 
-def run_child(args: list[str], env: dict | None = None) -> tuple[float, float]:
-    """Run a command; (wall seconds, peak RSS in GB of its largest descendant)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t0 = time.perf_counter()
-    proc = subprocess.run(args, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(args[:6])} ... failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, round(max(peak, before) / 2**20, 2)
-
-
 def plain_in_child(model_dir: str, data: Path, batch: int, setting: str, steps: int) -> dict:
     cmd = [sys.executable, __file__, "--child-plain", setting, "--model", model_dir, "--data", str(data),
            "--batch", str(batch), "--steps", str(steps)]

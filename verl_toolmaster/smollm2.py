@@ -120,7 +120,6 @@ def build(out: Path) -> Path:
         eos_id, pad_id = tokenizer.convert_tokens_to_ids(EOS_TOKEN), tokenizer.convert_tokens_to_ids(PAD_TOKEN)
         model.config.eos_token_id, model.config.pad_token_id = eos_id, pad_id
         model.generation_config.eos_token_id, model.generation_config.pad_token_id = eos_id, pad_id
-        model.config.name_or_path = NAME
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / STAMP).write_text(json.dumps(_stamp(), indent=1) + "\n")
