@@ -25,7 +25,7 @@ def _write(path, lines):
 
 def _samples(acc: float, n: int = 4):
     k = round(acc * n)
-    return [{"acc": 1.0 if i < k else 0.0, "toyworld/level": 1 + i % 2, "score": 0.0} for i in range(n)]
+    return [{"acc": 1.0 if i < k else 0.0, "toyworld/level": 1 + i % 2, "score": 0.0, "gts": json.dumps({"task": i})} for i in range(n)]
 
 
 def make_out(tmp_path, arms=ACC, run=RUN):
@@ -70,6 +70,40 @@ def test_report_numbers(tmp_path):
     page = (out / "report.html").read_text()
     assert "<svg" in page and "reward/answer/mean" in page and "held-out accuracy over GRPO steps, level 2" in page
     assert "selfcorrect" in page and "SmolLM2-135M-Instruct" in page
+
+
+def test_pooled_tasks_and_paired_margins(tmp_path):
+    out = make_out(tmp_path)
+    assert rep.main([str(out)]) == 0
+    r = json.loads((out / "report.json").read_text())
+    # after GRPO trial solved 3, 4, 4 of the 4 tasks per seed: 11 of 12 pooled
+    p = r["pooled"]["trial"]["grpo"]["all"]
+    assert (p["solved"], p["n"], p["acc"]) == (11, 12, pytest.approx(11 / 12))
+    assert p["ci95"] == pytest.approx([0.6461, 0.9851], abs=1e-4)  # Wilson 95% for 11/12
+    assert r["pooled"]["direct"]["sft"]["1"]["solved"] == 2 and r["pooled"]["direct"]["sft"]["1"]["n"] == 6
+    # paired on the same tasks: trial solved 6 of the 12 that direct missed, direct none that trial missed
+    d = r["paired"]["direct"]["grpo"]["all"]
+    assert (d["n"], d["trial_only"], d["other_only"], d["mean"]) == (12, 6, 0, pytest.approx(0.5))
+    half = 2.201 * math.sqrt(3 / 11) / math.sqrt(12)
+    assert d["ci95"] == pytest.approx([0.5 - half, 0.5 + half]) and d["verdict"] == "trial better"
+    assert r["paired"]["direct"]["grpo"]["2"]["trial_only"] == 3 and r["paired"]["direct"]["grpo"]["1"]["n"] == 6
+    # after SFT selfcorrect solved 2, 1, 2 and trial 2, 1, 2: the same tasks, no difference shown
+    sc = r["paired"]["selfcorrect"]["sft"]["all"]
+    assert (sc["mean"], sc["trial_only"], sc["other_only"], sc["verdict"]) == (0.0, 0, 0, "no difference shown")
+    page = (out / "report.html").read_text()
+    assert "Paired on the same 12 held-out tasks: +0.500" in page and "11/12" in page
+
+
+def test_arms_validated_on_different_tasks_is_an_error(tmp_path, capsys):
+    out = make_out(tmp_path)
+    path = out / "seed1" / "direct" / "val" / "2.jsonl"
+    samples = [json.loads(x) for x in path.read_text().splitlines()]
+    _write(path, [{**s, "gts": json.dumps({"task": 9})} if i == 0 else s for i, s in enumerate(samples)])
+    assert rep.main([str(out)]) == 1
+    assert "seed1: trial and direct were validated on different held-out tasks (grpo)" in capsys.readouterr().err
+    _write(path, [{k: v for k, v in s.items() if k != "gts"} for s in samples])
+    assert rep.main([str(out)]) == 1
+    assert "seed1/direct/val (grpo): a held-out sample has no 'gts'" in capsys.readouterr().err
 
 
 def test_missing_validation_dump_is_an_error(tmp_path, capsys):

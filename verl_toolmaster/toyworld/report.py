@@ -8,7 +8,9 @@ validation dumps on the held-out tools (``val/<step>.jsonl``: one line per held-
 * ``OUT/report.json``: ``model``; ``<arm>_heldout_acc`` (held-out accuracy after GRPO, mean over seeds) for every
   arm; ``seed_spread`` (the largest of the arms' sample standard deviations over seeds); per-seed values and 95%
   t-intervals after SFT (GRPO step 0) and after GRPO (``<arm>_sft``, ``<arm>_grpo``), the same per level
-  (``by_level``), margins of trial over the others; ``diagnostics`` per arm, stage and level (:mod:`.diagnostics`);
+  (``by_level``), margins of trial over the others; the held-out tasks of all seeds pooled, with 95% Wilson
+  intervals (``pooled``), and trial minus each other arm on the same tasks, paired by ground truth, with 95%
+  t-intervals and a verdict (``paired``), overall and per level; ``diagnostics`` per arm, stage and level (:mod:`.diagnostics`);
   held-out accuracy at every validated GRPO step (``heldout_curve``); the budgets (``budget``: the run's settings,
   the SFT tokens each arm saw); stage timings;
 * ``OUT/report.html`` (:mod:`.report_html`): the same with learning curves and a few held-out trajectories per arm.
@@ -136,12 +138,77 @@ def arms_in(out: Path, seeds: list[int]) -> list[str]:
 
 
 def summary(values: list[float]) -> dict[str, Any]:
-    """Mean, sample standard deviation and 95% t-interval of per-seed values."""
+    """Mean, sample standard deviation and 95% t-interval of values (per seed, or per paired task)."""
     n = len(values)
     mean = statistics.fmean(values)
     sd = statistics.stdev(values) if n > 1 else 0.0
     half = (_T95[n - 2] if n - 1 <= len(_T95) else 1.96) * sd / math.sqrt(n) if n > 1 else float("nan")
     return {"n": n, "values": values, "mean": mean, "std": sd, "ci95": [mean - half, mean + half]}
+
+
+def wilson(k: int, n: int) -> list[float]:
+    """95% Wilson score interval of a proportion k/n."""
+    z = 1.96
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def pooled(per_seed: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """Held-out tasks of all seeds pooled, overall and per level: solved, n, accuracy and its 95% Wilson interval.
+
+    Tasks are the unit here (the interval reflects which tasks were drawn, given the trained models); ``summary``
+    over seeds reflects training-seed variation."""
+    samples = [s for seed in per_seed for s in seed]
+    groups = {"all": samples, **diag.by_level(samples)}
+    out = {}
+    for g, part in groups.items():
+        k = sum(float(s["acc"]) >= 1.0 for s in part)
+        out[g] = {"solved": k, "n": len(part), "acc": k / len(part), "ci95": wilson(k, len(part))}
+    return out
+
+
+def _task_key(sample: dict[str, Any], where: str) -> str:
+    if "gts" not in sample:
+        raise ReportError(f"{where}: a held-out sample has no 'gts' (the task's ground truth) to pair the arms by")
+    return str(sample["gts"])
+
+
+def paired(trial: list[ArmRun], other: list[ArmRun], stage: str) -> dict[str, Any]:
+    """Trial minus ``other`` on the same held-out tasks (paired by ground truth within each seed), pooled over seeds,
+    overall and per level: mean difference in accuracy, its 95% t-interval over the task pairs, tasks only trial
+    solved (``trial_only``) and only ``other`` solved (``other_only``), and a verdict that needs the interval to
+    exclude 0."""
+    diffs: dict[str, list[float]] = {"all": []}
+    wins: dict[str, list[int]] = {"all": [0, 0]}
+    for t, o in zip(trial, other):
+        where = f"seed{t.seed}/{{}}/val ({stage})"
+        mine: dict[str, list[dict[str, Any]]] = {}
+        for s in t.samples(stage):
+            mine.setdefault(_task_key(s, where.format("trial")), []).append(s)
+        theirs: dict[str, list[dict[str, Any]]] = {}
+        for s in o.samples(stage):
+            theirs.setdefault(_task_key(s, where.format(o.arm)), []).append(s)
+        if sorted((k, len(v)) for k, v in mine.items()) != sorted((k, len(v)) for k, v in theirs.items()):
+            raise ReportError(f"seed{t.seed}: trial and {o.arm} were validated on different held-out tasks ({stage})")
+        for key, ts in mine.items():
+            for a, b in zip(ts, theirs[key]):
+                d = float(float(a["acc"]) >= 1.0) - float(float(b["acc"]) >= 1.0)
+                for g in ("all", str(int(a["toyworld/level"]))):
+                    diffs.setdefault(g, []).append(d)
+                    w = wins.setdefault(g, [0, 0])
+                    w[0] += d > 0
+                    w[1] += d < 0
+    out = {}
+    for g in sorted(diffs, key=lambda g: (g != "all", g)):
+        d = diffs[g]
+        s = summary(d)
+        lo, hi = s["ci95"]
+        verdict = "trial better" if lo > 0 else "trial worse" if hi < 0 else "no difference shown"
+        out[g] = {"n": len(d), "mean": s["mean"], "ci95": s["ci95"], "trial_only": wins[g][0], "other_only": wins[g][1],
+                  "verdict": verdict}
+    return out
 
 
 def build(out: Path) -> dict[str, Any]:
@@ -169,6 +236,10 @@ def build(out: Path) -> dict[str, Any]:
     result["heldout_acc_by_level"] = {arm: {lv: s["mean"] for lv, s in result["by_level"][arm]["grpo"].items()} for arm in arms}
     result["diagnostics"] = {arm: {stage: _mean_nested([r.diagnostics(stage) for r in runs[arm]]) for stage in STAGES} for arm in arms}
     result["heldout_curve"] = {arm: _mean_curves([r.heldout_curve() for r in runs[arm]]) for arm in arms}
+    result["pooled"] = {arm: {stage: pooled([r.samples(stage) for r in runs[arm]]) for stage in STAGES} for arm in arms}
+    if "trial" in arms:
+        result["paired"] = {other: {stage: paired(runs["trial"], runs[other], stage) for stage in STAGES}
+                            for other in arms if other != "trial"}
     result["heldout_tasks_per_seed"] = {arm: [len(r.samples("grpo")) for r in runs[arm]] for arm in arms}
     result["budget"] = {**run_info.get("budget", {}), "sft_tokens": {arm: statistics.fmean(r.sft_tokens() for r in runs[arm]) for arm in arms}}
     timing_path = out / "timing.jsonl"

@@ -106,6 +106,9 @@ def _verdict(r: dict[str, Any]) -> str:
         if f"margin_vs_{other}" in r:
             beyond = "larger" if r[f"trial_beats_{other}_beyond_spread"] else "not larger"
             parts.append(f"Trial - {other}: {r[f'margin_vs_{other}']:+.3f}, {beyond} than the seed-to-seed spread ({r['seed_spread']:.3f}).")
+        if other in r.get("paired", {}):
+            p = r["paired"][other]["grpo"]["all"]
+            parts.append(f"Paired on the same {p['n']} held-out tasks: {p['mean']:+.3f} {_interval(p)}, {p['verdict']}.")
     return " ".join(parts)
 
 
@@ -130,6 +133,11 @@ def render_html(r: dict[str, Any]) -> str:
     )
     level_rows = "".join(_row(arm, stage, lv, _fmt(s["mean"]), _interval(s), ", ".join(_fmt(v) for v in s["values"]))
                          for arm in arms for stage in STAGES for lv, s in r["by_level"][arm][stage].items())
+    pooled_rows = "".join(_row(arm, stage, g, f"{p['solved']}/{p['n']}", _fmt(p["acc"]), _interval(p))
+                          for arm in arms for stage in STAGES for g, p in r["pooled"][arm][stage].items())
+    paired_rows = "".join(_row(f"trial - {other}", stage, g, p["n"], f"{p['mean']:+.3f}", _interval(p), p["trial_only"],
+                               p["other_only"], p["verdict"])
+                          for other, stages in r.get("paired", {}).items() for stage in STAGES for g, p in stages[stage].items())
     diag_rows = "".join(
         _row(arm, stage, group, *(_fmt(d.get(k)) for k in _SHOWN), *(_fmt(d.get("failures", {}).get(f)) for f in FAILURES))
         for arm in arms for stage in STAGES for group, d in r["diagnostics"][arm][stage].items()
@@ -160,6 +168,13 @@ trial_mode on). Accuracy: greedy validation on the seed's held-out tool catalogu
 <h2>Held-out accuracy (mean, 95% t-interval over seeds, seeds as dots)</h2>{_svg_bars(r)}
 <table><tr><td>arm</td><td>after</td><td>mean</td><td>std</td><td>95% CI</td><td>per seed</td></tr>{acc_rows}</table>
 <h2>Held-out accuracy by level</h2><table><tr><td>arm</td><td>after</td><td>level</td><td>mean</td><td>95% CI</td><td>per seed</td></tr>{level_rows}</table>
+<h2>Held-out tasks of all seeds pooled (solved / tasks, 95% Wilson interval; tasks as units)</h2>
+<table><tr><td>arm</td><td>after</td><td>level</td><td>solved</td><td>accuracy</td><td>95% CI</td></tr>{pooled_rows}</table>
+<h2>Trial against the other arms on the same held-out tasks (paired, pooled over seeds)</h2>
+<p>Mean of the per-task difference in accuracy (1, 0 or -1) with its 95% t-interval; a verdict needs the interval to
+exclude 0. trial only / other only: tasks solved by one arm and not the other.</p>
+<table><tr><td>comparison</td><td>after</td><td>level</td><td>tasks</td><td>mean difference</td><td>95% CI</td><td>trial only</td>
+<td>other only</td><td>verdict</td></tr>{paired_rows}</table>
 <h2>Learning curves (mean over seeds bold, each seed faint)</h2>{charts}
 <h2>Diagnostics on the held-out tasks (means per task over seeds)</h2>
 <p>answer_seen: the right call was made; target_called: the task's tool was called; first_call_real / first_call_documented:
