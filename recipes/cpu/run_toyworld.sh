@@ -19,16 +19,10 @@
 #   TOYWORLD_GRPO_LR (SmolLM2: 5e-5 and 1e-5); tiny only: TOYWORLD_BASE_STEPS (1500),
 #   TOYWORLD_MODEL_ARGS (extra `python -m verl_toolmaster.tiny` options).
 #
-# Time (SmolLM2 defaults, 2 cores, fp32): an ESTIMATE from single-stage measurements, not a measured total. Measured
-# on this machine: one verl SFT step at batch 8 x ~450 tokens 30-60 s (~10 GB peak RSS); evaluating 24 held-out
-# ToyWorld tasks with the untrained base (which talks until its token caps) 4.7 min. Assumed from those: SFT and
-# main_ppo start-up and checkpoint ~1.5 min each; a GRPO step of 2 prompts x 4 samples (rollout, old log-probs,
-# update on ~8 x 600 tokens, about 1.5 SFT steps of compute) ~2 min; a validation of 24 tasks by a trained model
-# ~2-3 min. Per arm: SFT 1.5 + 12 x 0.75 = ~10.5 min, GRPO 1.5 + 3 validations x 2.5 + 2 x 2 = ~13 min; 9 arms
-# (3 seeds x 3 arms) ~3.5 h, plus ~1 min of data per seed. The 75-minute target is NOT reachable with 3 seeds
-# x 3 arms of SmolLM2 on 2 shared cores at sizes that teach anything (it leaves ~8 min per arm: ~4 SFT steps and one
-# GRPO step); TOYWORLD_SEEDS=0 (~70 min) fits it with one seed and no seed spread. Fewer SFT steps than the 30 that
-# produced the first result may be too few for the trial arm to learn the protocol.
+# Time (SmolLM2 defaults, 2 cores, fp32), MEASURED on 2026-12-05: 94 min for 3 seeds x 3 arms (docs/toyworld.md):
+# per arm SFT 3.3-4.2 min (direct), 4.7-5.7 (selfcorrect), 6.3-6.7 (trial); GRPO stage with its two held-out
+# validations 3.2-4.6 (direct), 4.0-5.8 (selfcorrect), 5.7-7.6 (trial). The 75-minute target is NOT met;
+# TOYWORLD_SEEDS="0 1" (~66 min) or TOYWORLD_ARMS="selfcorrect trial" (~71 min) fit it by doing less.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: bash recipes/cpu/run_toyworld.sh OUT_DIR" >&2; exit 2; }
 mkdir -p "$1"
