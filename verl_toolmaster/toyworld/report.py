@@ -155,6 +155,10 @@ def wilson(k: int, n: int) -> list[float]:
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
+def _solved(sample: dict[str, Any]) -> bool:
+    return float(sample["acc"]) >= 1.0
+
+
 def pooled(per_seed: list[list[dict[str, Any]]]) -> dict[str, Any]:
     """Held-out tasks of all seeds pooled, overall and per level: solved, n, accuracy and its 95% Wilson interval.
 
@@ -164,15 +168,19 @@ def pooled(per_seed: list[list[dict[str, Any]]]) -> dict[str, Any]:
     groups = {"all": samples, **diag.by_level(samples)}
     out = {}
     for g, part in groups.items():
-        k = sum(float(s["acc"]) >= 1.0 for s in part)
+        k = sum(map(_solved, part))
         out[g] = {"solved": k, "n": len(part), "acc": k / len(part), "ci95": wilson(k, len(part))}
     return out
 
 
-def _task_key(sample: dict[str, Any], where: str) -> str:
-    if "gts" not in sample:
-        raise ReportError(f"{where}: a held-out sample has no 'gts' (the task's ground truth) to pair the arms by")
-    return str(sample["gts"])
+def _by_task(run: ArmRun, stage: str) -> dict[str, list[dict[str, Any]]]:
+    """``run``'s held-out samples at ``stage`` keyed by their ground truth (the task they were drawn for)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for s in run.samples(stage):
+        if "gts" not in s:
+            raise ReportError(f"seed{run.seed}/{run.arm}/val ({stage}): a held-out sample has no 'gts' (the task's ground truth) to pair the arms by")
+        out.setdefault(str(s["gts"]), []).append(s)
+    return out
 
 
 def paired(trial: list[ArmRun], other: list[ArmRun], stage: str) -> dict[str, Any]:
@@ -181,33 +189,23 @@ def paired(trial: list[ArmRun], other: list[ArmRun], stage: str) -> dict[str, An
     solved (``trial_only``) and only ``other`` solved (``other_only``), and a verdict that needs the interval to
     exclude 0."""
     diffs: dict[str, list[float]] = {"all": []}
-    wins: dict[str, list[int]] = {"all": [0, 0]}
     for t, o in zip(trial, other):
-        where = f"seed{t.seed}/{{}}/val ({stage})"
-        mine: dict[str, list[dict[str, Any]]] = {}
-        for s in t.samples(stage):
-            mine.setdefault(_task_key(s, where.format("trial")), []).append(s)
-        theirs: dict[str, list[dict[str, Any]]] = {}
-        for s in o.samples(stage):
-            theirs.setdefault(_task_key(s, where.format(o.arm)), []).append(s)
-        if sorted((k, len(v)) for k, v in mine.items()) != sorted((k, len(v)) for k, v in theirs.items()):
+        mine, theirs = _by_task(t, stage), _by_task(o, stage)
+        if {k: len(v) for k, v in mine.items()} != {k: len(v) for k, v in theirs.items()}:
             raise ReportError(f"seed{t.seed}: trial and {o.arm} were validated on different held-out tasks ({stage})")
         for key, ts in mine.items():
             for a, b in zip(ts, theirs[key]):
-                d = float(float(a["acc"]) >= 1.0) - float(float(b["acc"]) >= 1.0)
-                for g in ("all", str(int(a["toyworld/level"]))):
-                    diffs.setdefault(g, []).append(d)
-                    w = wins.setdefault(g, [0, 0])
-                    w[0] += d > 0
-                    w[1] += d < 0
+                d = float(_solved(a)) - float(_solved(b))
+                diffs["all"].append(d)
+                diffs.setdefault(str(int(a["toyworld/level"])), []).append(d)
     out = {}
     for g in sorted(diffs, key=lambda g: (g != "all", g)):
         d = diffs[g]
         s = summary(d)
         lo, hi = s["ci95"]
         verdict = "trial better" if lo > 0 else "trial worse" if hi < 0 else "no difference shown"
-        out[g] = {"n": len(d), "mean": s["mean"], "ci95": s["ci95"], "trial_only": wins[g][0], "other_only": wins[g][1],
-                  "verdict": verdict}
+        out[g] = {"n": len(d), "mean": s["mean"], "ci95": s["ci95"], "trial_only": sum(x > 0 for x in d),
+                  "other_only": sum(x < 0 for x in d), "verdict": verdict}
     return out
 
 
@@ -292,7 +290,7 @@ def _examples(samples: list[dict[str, Any]], per_level: int = 1) -> list[dict[st
     picked = []
     for lv, part in diag.by_level(samples).items():
         for solved in (True, False):
-            hits = [s for s in part if (float(s["acc"]) >= 1.0) == solved][:per_level]
+            hits = [s for s in part if _solved(s) == solved][:per_level]
             picked += [{"level": lv, "acc": float(s["acc"]), "failure": diag.failure(s), "input": s.get("input", ""),
                         "output": s.get("output", "")} for s in hits]
     return picked
