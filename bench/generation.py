@@ -13,6 +13,9 @@ schemas (~1.4k-3.2k tokens, where prefill dominates). Every request is greedy wi
 (a) plain ``model.generate``, one request at a time, as the hfcpu server and ``--policy hf`` did before;
 (b) ``HFGenerateServer.generate`` (in-process, all requests at once through asyncio);
 (c) ``HFPolicy.generate`` (the same).
+(d) the same server with transformers' plain ``sdpa`` attention (key/value heads repeated every decode step) instead
+of the engine's grouped decode attention (``verl_toolmaster/generation/attention.py``), right after (b):
+``grouped_decode_speedup`` = (d)'s wall time / (b)'s.
 (a) runs on half of the requests before (b) and (c) and on the other half after them, so load changes on a
 shared machine hit both sides. Speedup = (a)'s seconds per request / (b)'s or (c)'s (wall time / requests).
 Greedy outputs of (b) and (c) are compared with (a)'s, request by request. ``--transformers-cb`` also runs
@@ -195,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa").eval()
         server = HFGenerateServer(path, prompt_length=prompt_length, response_length=response_length,
                                   max_num_seqs=args.max_num_seqs, max_batch_tokens=max_batch_tokens)
+        plain = HFGenerateServer(path, prompt_length=prompt_length, response_length=response_length,
+                                 max_num_seqs=args.max_num_seqs, max_batch_tokens=max_batch_tokens)
+        plain.model.set_attn_implementation("sdpa")  # undo the engine's grouped decode attention: (d)
         tokenizer, model_type = load_tokenizer(path)
         policy = HFPolicy(path, tokenizer, model_type, path, device="cpu", dtype="float32", max_num_seqs=args.max_num_seqs, max_batch_tokens=max_batch_tokens)
         asyncio.run(policy.start())
@@ -203,10 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         batch1(model, prompts[:1], 2, stop)  # warm-up of each path, untimed
         concurrently(server, prompts[:1], {**params, "max_tokens": 2})
         concurrently(policy, prompts[:1], {**params, "max_tokens": 2})
+        concurrently(plain, prompts[:1], {**params, "max_tokens": 2})
 
         half = len(prompts) // 2
         ref_a, t_a1 = batch1(model, prompts[:half], args.max_new_tokens, stop)
         out_b, t_b = concurrently(server, prompts, params)
+        out_d, t_d = concurrently(plain, prompts, params)
         out_c, t_c = concurrently(policy, prompts, params)
         policy_stats = dict(policy.engine.stats)
         out_cb, t_cb = transformers_cb(path, prompts, args.max_new_tokens, stop) if args.transformers_cb else (None, None)
@@ -220,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "hfcpu_speedup_vs_batch1": round(per_req["batch1"] / per_req["hfcpu"], 2),
         "eval_hf_speedup_vs_batch1": round(per_req["batch1"] / per_req["eval_hf"], 2),
+        "grouped_decode_speedup": round(t_d / t_b, 2),
+        "greedy_equal_grouped_vs_plain_sdpa": sum(b == d for b, d in zip(out_b, out_d)),
         "batch1_tokens_per_s": round(tokens["batch1"] / t_a, 2),
         "hfcpu_tokens_per_s": round(tokens["hfcpu"] / t_b, 2),
         "eval_hf_tokens_per_s": round(tokens["eval_hf"] / t_c, 2),

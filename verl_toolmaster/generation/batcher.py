@@ -30,6 +30,7 @@ import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 from . import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS, DEFAULT_PREFIX_CACHE_TOKENS
+from .attention import use_grouped_decode
 from .prefix_cache import PrefixCache
 
 logger = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ class BatchGenerator:
             raise ValueError(f"max_num_seqs and max_batch_tokens must be >= 1 and prefix_cache_tokens >= 0, got "
                              f"{max_num_seqs}, {max_batch_tokens}, {prefix_cache_tokens}")
         self.model = model
+        use_grouped_decode(model)
         self.max_num_seqs = max_num_seqs
         self.max_batch_tokens = max_batch_tokens
         self._model_lock = threading.Lock()
