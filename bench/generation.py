@@ -16,6 +16,10 @@ schemas (~1.4k-3.2k tokens, where prefill dominates). Every request is greedy wi
 (d) the same server with transformers' plain ``sdpa`` attention (key/value heads repeated every decode step) instead
 of the engine's grouped decode attention (``verl_toolmaster/generation/attention.py``), right after (b):
 ``grouped_decode_speedup`` = (d)'s wall time / (b)'s.
+(e) the same server in bfloat16 (``actor_rollout_ref.rollout.dtype=bfloat16``), after (d): ``bf16_speedup`` = (b)'s
+wall time / (e)'s; ``greedy_equal_bf16_vs_fp32`` counts replies identical to (b)'s; ``bf16_logprob_gap`` compares
+(e)'s log-probs with the fp32 model's on (e)'s own tokens (mean, 99th percentile, and the share of tokens whose
+ratio would fall outside PPO's 0.2 clip, |log ratio| > log 1.2).
 (a) runs on half of the requests before (b) and (c) and on the other half after them, so load changes on a
 shared machine hit both sides. Speedup = (a)'s seconds per request / (b)'s or (c)'s (wall time / requests).
 Greedy outputs of (b) and (c) are compared with (a)'s, request by request. ``--transformers-cb`` also runs
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 import tempfile
@@ -137,15 +142,33 @@ def batch1(model: Any, prompts: list[list[int]], max_new: int, stop: list[int]) 
     return outs, time.perf_counter() - start
 
 
-def concurrently(server: Any, prompts: list[list[int]], params: dict[str, Any]) -> tuple[list[list[int]], float]:
-    """All prompts at once through ``server.generate`` (verl's server contract); (replies, wall seconds)."""
+def concurrently(server: Any, prompts: list[list[int]], params: dict[str, Any], log_probs: list | None = None) -> tuple[list[list[int]], float]:
+    """All prompts at once through ``server.generate`` (verl's server contract); (replies, wall seconds). Each reply's
+    log-probs are appended to ``log_probs`` when given."""
 
     async def main():
         return await asyncio.gather(*[server.generate(request_id=f"r{i}", prompt_ids=p, sampling_params=dict(params)) for i, p in enumerate(prompts)])
 
     start = time.perf_counter()
     outs = asyncio.run(main())
-    return [list(o.token_ids) for o in outs], time.perf_counter() - start
+    took = time.perf_counter() - start
+    if log_probs is not None:
+        log_probs.extend(list(o.log_probs) for o in outs)
+    return [list(o.token_ids) for o in outs], took
+
+
+def logprob_gap(model: Any, prompts: list[list[int]], replies: list[list[int]], log_probs: list[list[float]]) -> list[float]:
+    """|log p_model - the server's log-prob| of every reply token, ``model`` scoring each prompt + reply in one forward."""
+    import torch
+
+    gaps: list[float] = []
+    with torch.no_grad():
+        for p, r, lp in zip(prompts, replies, log_probs):
+            if r:
+                logits = model(torch.tensor([p + r])).logits[0, len(p) - 1:-1].float()
+                ref = torch.log_softmax(logits, -1).gather(-1, torch.tensor(r)[:, None])[:, 0]
+                gaps += (ref - torch.tensor(lp)).abs().tolist()
+    return gaps
 
 
 def transformers_cb(path: str, prompts: list[list[int]], max_new: int, stop: list[int]) -> tuple[list[list[int]], float]:
@@ -201,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         plain = HFGenerateServer(path, prompt_length=prompt_length, response_length=response_length,
                                  max_num_seqs=args.max_num_seqs, max_batch_tokens=max_batch_tokens)
         plain.model.set_attn_implementation("sdpa")  # undo the engine's grouped decode attention: (d)
+        half_precision = HFGenerateServer(path, prompt_length=prompt_length, response_length=response_length,
+                                          max_num_seqs=args.max_num_seqs, max_batch_tokens=max_batch_tokens, dtype="bfloat16")
         tokenizer, model_type = load_tokenizer(path)
         policy = HFPolicy(path, tokenizer, model_type, path, device="cpu", dtype="float32", max_num_seqs=args.max_num_seqs, max_batch_tokens=max_batch_tokens)
         asyncio.run(policy.start())
@@ -210,17 +235,21 @@ def main(argv: list[str] | None = None) -> int:
         concurrently(server, prompts[:1], {**params, "max_tokens": 2})
         concurrently(policy, prompts[:1], {**params, "max_tokens": 2})
         concurrently(plain, prompts[:1], {**params, "max_tokens": 2})
+        concurrently(half_precision, prompts[:1], {**params, "max_tokens": 2})
 
         half = len(prompts) // 2
         ref_a, t_a1 = batch1(model, prompts[:half], args.max_new_tokens, stop)
         out_b, t_b = concurrently(server, prompts, params)
         out_d, t_d = concurrently(plain, prompts, params)
+        lp_e: list[list[float]] = []
+        out_e, t_e = concurrently(half_precision, prompts, params, lp_e)
         out_c, t_c = concurrently(policy, prompts, params)
         policy_stats = dict(policy.engine.stats)
         out_cb, t_cb = transformers_cb(path, prompts, args.max_new_tokens, stop) if args.transformers_cb else (None, None)
         ref_b, t_a2 = batch1(model, prompts[half:], args.max_new_tokens, stop)
         ref = ref_a + ref_b
         t_a = t_a1 + t_a2
+        gaps = torch.tensor(logprob_gap(model, prompts, out_e, lp_e))
 
     n = len(prompts)
     tokens = {"batch1": sum(map(len, ref)), "hfcpu": sum(map(len, out_b)), "eval_hf": sum(map(len, out_c))}
@@ -230,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         "eval_hf_speedup_vs_batch1": round(per_req["batch1"] / per_req["eval_hf"], 2),
         "grouped_decode_speedup": round(t_d / t_b, 2),
         "greedy_equal_grouped_vs_plain_sdpa": sum(b == d for b, d in zip(out_b, out_d)),
+        "bf16_speedup": round(t_b / t_e, 2),
+        "greedy_equal_bf16_vs_fp32": sum(b == e for b, e in zip(out_b, out_e)),
+        "bf16_logprob_gap": {"mean": round(gaps.mean().item(), 4), "p99": round(gaps.quantile(0.99).item(), 4),
+                             "outside_ppo_clip": round((gaps > math.log(1.2)).float().mean().item(), 4), "tokens": len(gaps)},
         "batch1_tokens_per_s": round(tokens["batch1"] / t_a, 2),
         "hfcpu_tokens_per_s": round(tokens["hfcpu"] / t_b, 2),
         "eval_hf_tokens_per_s": round(tokens["eval_hf"] / t_c, 2),
@@ -237,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "new_tokens": tokens,
         "greedy_equal_hfcpu": sum(a == b for a, b in zip(ref, out_b)),
         "greedy_equal_eval_hf": sum(a == c for a, c in zip(ref, out_c)),
-        "engine_stats": {"hfcpu": server.engine.stats, "eval_hf": policy_stats},
+        "engine_stats": {"hfcpu": server.engine.stats, "eval_hf": policy_stats, "hfcpu_bf16": half_precision.engine.stats},
         "requests": n,
         "workload": args.workload,
         "prompt_tokens": {"min": lengths[0], "median": lengths[n // 2], "max": lengths[-1], "total": sum(lengths)},

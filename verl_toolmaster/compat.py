@@ -40,6 +40,7 @@ _INTERNALS: dict[str, str] = {
     "PlatformBase": "verl.plugin.platform.platform_base:PlatformBase",
     "PlatformRegistry": "verl.plugin.platform.platform_manager:PlatformRegistry",
     "get_device_name": "verl.utils.device:get_device_name",
+    "PrecisionType": "verl.utils.torch_dtypes:PrecisionType",
     # tools and datasets
     "OpenAIFunctionToolSchema": "verl.tools.schemas:OpenAIFunctionToolSchema",
     "ToolResponse": "verl.tools.schemas:ToolResponse",

@@ -201,3 +201,54 @@ def test_hf_server_serves_concurrent_requests_together(server, tiny_tokenizer):
                                         eos_token_id=server.eos_ids, pad_token_id=server.pad_id)[0, len(p):].tolist()
         cut = next((i + 1 for i, t in enumerate(ref) if t in server.eos_ids), len(ref))
         assert out.token_ids == ref[:cut]
+
+
+def test_hf_server_serves_in_the_rollout_dtype(tiny_model_dir, tiny_tokenizer):
+    from verl_toolmaster.cpu.rollout import HFGenerateServer, rollout_dtype
+
+    assert rollout_dtype("bf16") is torch.bfloat16 and rollout_dtype("float32") is torch.float32
+    with pytest.raises(ValueError, match=r"rollout.dtype='int8'"):
+        rollout_dtype("int8")
+    srv = HFGenerateServer(str(tiny_model_dir), prompt_length=64, response_length=16, dtype="bfloat16")
+    assert {p.dtype for p in srv.model.parameters()} == {torch.bfloat16}
+    ids = tiny_tokenizer.encode("<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False)
+    out = asyncio.run(srv.generate(prompt_ids=ids, sampling_params={"temperature": 0.0, "max_tokens": 6}))
+    with torch.no_grad():
+        logits = srv.model(torch.tensor([ids + out.token_ids])).logits[0, len(ids) - 1:-1].float()
+    ref = torch.log_softmax(logits, -1).gather(-1, torch.tensor(out.token_ids)[:, None])[:, 0]
+    # bf16 cached decode vs a bf16 full forward: equal up to bf16 rounding
+    assert torch.allclose(torch.tensor(out.log_probs), ref, atol=0.05)
+    fp32 = {k: v.float() + 1.0 for k, v in srv.model.state_dict().items()}  # the trainer pushes fp32 weights
+    srv.load_weights(fp32)
+    w = dict(srv.model.named_parameters())["model.embed_tokens.weight"]
+    assert w.dtype is torch.bfloat16 and torch.equal(w, fp32["model.embed_tokens.weight"].to(torch.bfloat16))
+
+
+@pytest.mark.parametrize("recipe, dtype", [("grpo_tiny", "float32"), ("toyworld_grpo", "bfloat16")])
+def test_replica_launches_the_server_in_the_recipe_dtype(recipe, dtype, monkeypatch):
+    from types import SimpleNamespace
+
+    from hydra import compose, initialize_config_dir
+
+    import verl_toolmaster.cpu.rollout as rollout
+
+    launched = {}
+
+    class FakeRemote:
+        def options(self, **kw):
+            return self
+
+        def remote(self, **kw):
+            launched.update(kw)
+            return "handle"
+
+    fake_ray = SimpleNamespace(remote=lambda cls: FakeRemote(),
+                               get_runtime_context=lambda: SimpleNamespace(get_job_id=lambda: "job"))
+    monkeypatch.setattr(rollout, "ray", fake_ray)
+    recipes = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "cpu")
+    with initialize_config_dir(config_dir=os.path.abspath(recipes), version_base=None):
+        cfg = compose(recipe, overrides=["actor_rollout_ref.model.path=/m", "data.train_files=x", "data.val_files=x"]
+                      if recipe == "toyworld_grpo" else [])
+    replica = rollout.HFCPUReplica(0, cfg.actor_rollout_ref.rollout, SimpleNamespace(local_path="/m", path="/m"), gpus_per_node=1)
+    asyncio.run(replica.launch_servers())
+    assert launched["dtype"] == dtype and launched["model_path"] == "/m"
