@@ -19,10 +19,10 @@
 #   TOYWORLD_GRPO_LR (SmolLM2: 5e-5 and 1e-5); tiny only: TOYWORLD_BASE_STEPS (1500),
 #   TOYWORLD_MODEL_ARGS (extra `python -m verl_toolmaster.tiny` options).
 #
-# Time (SmolLM2 defaults, 2 cores, fp32), MEASURED on 2026-12-05: 94 min for 3 seeds x 3 arms (docs/toyworld.md):
-# per arm SFT 3.3-4.2 min (direct), 4.7-5.7 (selfcorrect), 6.3-6.7 (trial); GRPO stage with its two held-out
-# validations 3.2-4.6 (direct), 4.0-5.8 (selfcorrect), 5.7-7.6 (trial). The 75-minute target is NOT met;
-# TOYWORLD_SEEDS="0 1" (~66 min) or TOYWORLD_ARMS="selfcorrect trial" (~71 min) fit it by doing less.
+# Time (SmolLM2 defaults, 2 cores; fp32 training, bf16 serving), MEASURED on 2026-12-05: 72.6 min for 3 seeds x 3
+# arms (docs/toyworld.md): per arm SFT 3.1-3.8 min (direct), 4.1-4.8 (selfcorrect), 4.7-5.5 (trial); GRPO stage with
+# its two held-out validations 2.6-4.0 (direct), 3.5-4.0 (selfcorrect), 3.8-4.5 (trial). The machine's speed moves
+# SFT stages by 10-20% between runs.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: bash recipes/cpu/run_toyworld.sh OUT_DIR" >&2; exit 2; }
 mkdir -p "$1"
