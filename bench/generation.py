@@ -161,13 +161,12 @@ def logprob_gap(model: Any, prompts: list[list[int]], replies: list[list[int]], 
     """|log p_model - the server's log-prob| of every reply token, ``model`` scoring each prompt + reply in one forward."""
     import torch
 
+    from verl_toolmaster.generation.batcher import reply_log_probs
+
     gaps: list[float] = []
-    with torch.no_grad():
-        for p, r, lp in zip(prompts, replies, log_probs):
-            if r:
-                logits = model(torch.tensor([p + r])).logits[0, len(p) - 1:-1].float()
-                ref = torch.log_softmax(logits, -1).gather(-1, torch.tensor(r)[:, None])[:, 0]
-                gaps += (ref - torch.tensor(lp)).abs().tolist()
+    for p, r, lp in zip(prompts, replies, log_probs):
+        if r:
+            gaps += (reply_log_probs(model, p, r) - torch.tensor(lp)).abs().tolist()
     return gaps
 
 

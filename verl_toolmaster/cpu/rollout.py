@@ -29,7 +29,7 @@ import torch
 
 from .. import compat
 from ..generation import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS, DEFAULT_PREFIX_CACHE_TOKENS
-from ..generation.batcher import BatchGenerator, Sampling
+from ..generation.batcher import BatchGenerator, Sampling, reply_log_probs
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +145,7 @@ class HFGenerateServer:
         temperature = float(params.get("temperature", 1.0) or 0.0)
         scale = temperature if temperature > 0 else 1.0
         with self.engine.exclusive() as model:
-            logits = model(torch.tensor([prompt_ids + turn])).logits[0, len(prompt_ids) - 1 : -1].float() / scale
-        log_probs = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(turn)[:, None])[:, 0].tolist()
+            log_probs = reply_log_probs(model, prompt_ids, turn, scale).tolist()
         return turn, log_probs
 
     def load_weights(self, state_dict: dict[str, torch.Tensor], global_steps: int | None = None) -> int:

@@ -374,6 +374,14 @@ class BatchGenerator:
             r.log_probs.append(float(logp[i, tok]))
 
 
+@torch.no_grad()
+def reply_log_probs(model: Any, prompt_ids: list[int], reply_ids: list[int], temperature: float = 1.0) -> torch.Tensor:
+    """Log-probs of ``reply_ids`` after ``prompt_ids`` under ``log_softmax(logits / T)`` (float32 logits), from one
+    forward pass: what the engine reports while sampling, and what verl's actor recomputes."""
+    logits = model(torch.tensor([prompt_ids + reply_ids])).logits[0, len(prompt_ids) - 1 : -1].float() / temperature
+    return torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(reply_ids)[:, None])[:, 0]
+
+
 def _penalise(scores: torch.Tensor, seen: list[int], penalty: float) -> torch.Tensor:
     """transformers' repetition penalty: seen tokens' logits divided by ``penalty`` (multiplied when negative)."""
     ids = torch.tensor(sorted(set(seen)), dtype=torch.long, device=scores.device)
