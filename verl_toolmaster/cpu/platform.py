@@ -122,6 +122,11 @@ class PlatformCPU(compat.PlatformBase):
     def ray_noset_envvars(self) -> list[str]:
         return ["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"]
 
+    def rollout_env_vars(self) -> dict[str, str]:  # verl's vLLM server actors (rollout.name=vllm)
+        from .vllm_cpu import rollout_env_vars
+
+        return rollout_env_vars()
+
     def is_ipc_supported(self) -> bool:
         return False
 
