@@ -87,7 +87,7 @@ def served(smollm2_model_dir, tmp_path_factory):
 def toyworld(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("toyworld")
     subprocess.run([sys.executable, "-m", "verl_toolmaster.toyworld.generate", "--out", str(out), "--seed", "5",
-                    "--train-tasks", "4", "--tools", "4", "--test-tasks", "3", "--no-progress"], check=True, capture_output=True)
+                    "--train-tasks", "8", "--tools", "8", "--test-tasks", "3", "--no-progress"], check=True, capture_output=True)
     return out
 
 
@@ -97,22 +97,23 @@ def test_vllm_parses_the_models_tool_call(served):
 
     base_url, _ = served
     client = OpenAI(base_url=base_url, api_key="EMPTY", timeout=300)
-    messages = [  # one worked example, then the same kind of question: the model repeats the call format
-        {"role": "system", "content": "You are a helpful assistant. Use the add tool for every sum."},
-        {"role": "user", "content": "What is 2 plus 3?"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": json.dumps({"a": 2, "b": 3})}}]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "5"},
-        {"role": "assistant", "content": "2 plus 3 is 5."},
-        {"role": "user", "content": "What is 4 plus 9?"},
-    ]
+    def example(question: str, a: int, b: int) -> list[dict]:  # a worked call: question, call, result, answer
+        call = {"id": f"call_{a}_{b}", "type": "function", "function": {"name": "add", "arguments": json.dumps({"a": a, "b": b})}}
+        return [{"role": "user", "content": question}, {"role": "assistant", "content": "", "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": call["id"], "content": str(a + b)},
+                {"role": "assistant", "content": f"The sum is {a + b}."}]
+
+    # three worked calls, then the same kind of request: greedy SmolLM2 repeats the call format (with one example it
+    # answers in prose instead)
+    messages = [{"role": "system", "content": "Always call the add tool."}, *example("Add 2 and 3.", 2, 3),
+                *example("Add 7 and 1.", 7, 1), *example("Add 10 and 20.", 10, 20), {"role": "user", "content": "Add 4 and 9."}]
     reply = client.chat.completions.create(model=SERVED, messages=messages, tools=[ADD_TOOL], tool_choice="auto",
                                            temperature=0, max_tokens=64)
     message = reply.choices[0].message
     assert message.tool_calls, f"no parsed tool call; the model said {message.content!r}"
     call = message.tool_calls[0]
     assert call.function.name == "add"
-    assert set(json.loads(call.function.arguments)) == {"a", "b"}
+    assert json.loads(call.function.arguments) == {"a": 4, "b": 9}
     assert reply.choices[0].finish_reason == "tool_calls"
 
 
