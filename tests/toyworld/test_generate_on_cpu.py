@@ -9,6 +9,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
+from verl_toolmaster.reward.scorers.toyworld import _result_value
 from verl_toolmaster import compat
 from verl_toolmaster.data import get_adapter
 from verl_toolmaster.toyworld import generate as gen
@@ -22,10 +23,10 @@ from verl_toolmaster.envs import make_env
 from verl_toolmaster.reward.scorers import Episode, load_builtin_scorers
 
 
-async def _gold_calls(task):
+async def _gold_calls(task, repeat=1):
     env = make_env(task.env)
     log = []
-    for step in task.gold[0]:
+    for step in task.gold[0] * repeat:
         for c in step:
             obs = await env.call(c["name"], c["arguments"])
             log.append({"phase": "execute", "turn": 0, "name": c["name"], "arguments": c["arguments"], "ok": obs.ok, "error_kind": obs.error_kind, "text": obs.text})
@@ -37,10 +38,17 @@ def test_gold_trace_solves_every_task_through_the_env(tasks):
     for t in tasks["train"] + tasks["test"]:
         log = asyncio.run(_gold_calls(t))
         assert all(c["ok"] for c in log), (t.id, log)
-        assert list(json.loads(log[-1]["text"]).values()) == [json.loads(t.gold_answers[0]) if t.gold_answers[0].isdigit() else t.gold_answers[0]]
-        res = scorer.score(t.ground_truth, Episode(answers=t.gold_answers, calls=log))
+        assert _result_value(log[-1]["text"]) == t.gold_answers[0]
+        res = scorer.score(t.ground_truth, Episode(answers=t.gold_answers, calls=log, env_spec=t.env))
         assert res.answer == 1.0 and res.details["toyworld/answer_seen"] == 1.0, t.id
-        assert scorer.score(t.ground_truth, Episode(answers=["wrong"], calls=log)).answer == 0.0
+        assert scorer.score(t.ground_truth, Episode(answers=["wrong"], calls=log, env_spec=t.env)).answer == 0.0
+        if "accounts" in t.ground_truth:  # the right answer after the gold call made twice: the real state is wrong
+            twice = asyncio.run(_gold_calls(t, repeat=2))
+            res = scorer.score(t.ground_truth, Episode(answers=t.gold_answers, calls=twice, env_spec=t.env))
+            if twice[-1]["ok"]:  # (a second transfer can fail for want of funds, changing nothing)
+                assert (res.answer, res.reason, res.details["toyworld/state_ok"]) == (0.0, "wrong_state", 0.0), t.id
+            else:
+                assert res.answer == 1.0, t.id
 
 
 def test_direct_sft_rows_are_the_gold_call_and_its_real_observation(tasks):
@@ -95,7 +103,7 @@ def test_generator_cli_writes_rl_and_both_sft_flavours(tmp_path, tiny_tokenizer)
 
 def test_generator_cli_rejects_bad_levels(tmp_path):
     err = io.StringIO()
-    assert gen.main(["--out", str(tmp_path), "--levels", "1,5", "--no-sft"], io.StringIO(), err) == 2
+    assert gen.main(["--out", str(tmp_path), "--levels", "1,6", "--no-sft"], io.StringIO(), err) == 2
     assert "levels must be a non-empty subset" in err.getvalue()
 
 
