@@ -33,11 +33,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 BASE=${TOYWORLD_BASE:-smollm2}
 SEEDS=${TOYWORLD_SEEDS:-"0 1 2"}
 ARMS=${TOYWORLD_ARMS:-"direct selfcorrect trial"}
-LEVELS=${TOYWORLD_LEVELS:-1,2,3}
+LEVELS=${TOYWORLD_LEVELS:-1,2,3,4,5}
+SFT_LEVELS=${TOYWORLD_SFT_LEVELS:-1,2,4}
 TRAIN_TASKS=${TOYWORLD_TRAIN_TASKS:-400}
-TEST_TASKS=${TOYWORLD_TEST_TASKS:-24}
+TEST_TASKS=${TOYWORLD_TEST_TASKS:-30}
 SFT_STEPS=${TOYWORLD_SFT_STEPS:-8}
-GRPO_STEPS=${TOYWORLD_GRPO_STEPS:-1}
+GRPO_STEPS=${TOYWORLD_GRPO_STEPS:-5}
 TEST_FREQ=${TOYWORLD_TEST_FREQ:-1}
 BASE_STEPS=${TOYWORLD_BASE_STEPS:-1500}
 MODEL_ARGS=${TOYWORLD_MODEL_ARGS:-}
@@ -109,7 +110,7 @@ else
 fi
 "$PYTHON" - "$OUT/run.json" "$MODEL_NAME" "$MODEL_DIR" <<EOF
 import json, sys
-budget = {"arms": "$ARMS".split(), "seeds": [int(s) for s in "$SEEDS".split()], "levels": "$LEVELS",
+budget = {"arms": "$ARMS".split(), "seeds": [int(s) for s in "$SEEDS".split()], "levels": "$LEVELS", "sft_levels": "$SFT_LEVELS",
           "train_tasks": $TRAIN_TASKS, "test_tasks": $TEST_TASKS, "sft_steps": $SFT_STEPS, "sft_batch": $SFT_BATCH,
           "sft_lr": $SFT_LR, "grpo_steps": $GRPO_STEPS, "grpo_prompts_per_step": $GRPO_BATCH, "grpo_samples_per_prompt": $GRPO_N,
           "grpo_lr": $GRPO_LR, "test_freq": $TEST_FREQ, "turns": "recipes/cpu/toyworld_grpo.yaml (the same for every arm)"}
@@ -121,7 +122,7 @@ for seed in $SEEDS; do
   # as many tools per catalogue as train tasks (capped under the 2628 names disjoint word halves allow): most training tools
   # appear in one or two tasks, so a tool name cannot be learnt as the answer to a kind of question
   run "seed${seed}_data" "$PYTHON" -m verl_toolmaster.toyworld.generate --out "$OUT/seed$seed/data" --seed "$seed" \
-    --levels "$LEVELS" --train-tasks "$TRAIN_TASKS" --tools "$(( TRAIN_TASKS < 2600 ? TRAIN_TASKS : 2600 ))" \
+    --levels "$LEVELS" --sft-levels "$SFT_LEVELS" --train-tasks "$TRAIN_TASKS" --tools "$(( TRAIN_TASKS < 2600 ? TRAIN_TASKS : 2600 ))" \
     --test-tasks "$TEST_TASKS" --no-progress
   for which in $ARMS; do
     stage "seed $seed: arm $which (SFT $SFT_STEPS steps, GRPO $GRPO_STEPS steps, held-out validation every $TEST_FREQ)"

@@ -86,7 +86,7 @@ def test_generator_cli_writes_rl_and_both_sft_flavours(tmp_path, tiny_tokenizer)
     code = gen.main(["--out", str(tmp_path), "--seed", "3", "--tools", "8", "--train-tasks", "8", "--test-tasks", "4", "--levels", "1,2,3", "--no-progress"], out, err)
     assert code == 0, err.getvalue()
     summary = json.loads(out.getvalue().strip().splitlines()[-1])
-    assert summary == {"seed": 3, "tasks": {"train": 8, "test": 4}, "sft_direct": 8, "sft_selfcorrect": 8, "sft_trial": 8}
+    assert summary == {"seed": 3, "tasks": {"train": 8, "test": 4}, "sft_direct": 8, "sft_selfcorrect": 8, "sft_trial": 8, "sft_levels": [1, 2, 3]}
     for name in ("world.json", "tasks_train.jsonl", "tasks_test.jsonl", "train_on.parquet", "train_off.parquet", "test_on.parquet", "test_off.parquet"):
         assert (tmp_path / name).is_file(), name
     for flavour in gen.SFT_FLAVOURS:
@@ -99,6 +99,24 @@ def test_generator_cli_writes_rl_and_both_sft_flavours(tmp_path, tiny_tokenizer)
         # only the direct flavour never shows a failed call (levels 2 and 3 are in this world)
         has_error = any(m["role"] == "tool" and m["content"].startswith("Error: ") for r in rows for m in r["messages"])
         assert has_error == (flavour != "direct")
+
+
+def test_generator_sft_levels_limit_the_sft_rows_not_the_rl_rows(tmp_path):
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["--out", str(tmp_path), "--seed", "3", "--tools", "10", "--train-tasks", "10", "--test-tasks", "5", "--levels", "1,2,3,4,5",
+            "--sft-levels", "1,4", "--no-progress"]
+    assert gen.main(argv, out, err) == 0, err.getvalue()
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert summary["sft_levels"] == [1, 4] and summary["sft_direct"] == summary["sft_trial"] == summary["sft_selfcorrect"] == 4
+    import pandas as pd
+
+    levels = {json.loads(t)["level"] for t in pd.read_parquet(tmp_path / "train_on.parquet")["reward_model"].map(lambda r: r["ground_truth"])}
+    assert levels == {1, 2, 3, 4, 5}  # GRPO still sees every level
+    tasks = {json.loads(line)["id"]: json.loads(line)["tags"]["level"] for line in open(tmp_path / "tasks_train.jsonl")}
+    assert {tasks[r["task_id"]] for r in read_sft_rows(tmp_path / "sft_trial.parquet")} == {1, 4}
+    err = io.StringIO()
+    assert gen.main(argv[:-3] + ["--sft-levels", "2,6", "--no-progress"], io.StringIO(), err) == 2
+    assert "--sft-levels" in err.getvalue()
 
 
 def test_generator_cli_rejects_bad_levels(tmp_path):
