@@ -16,7 +16,7 @@
 # intervals, the pre-registered verdicts of docs/toyworld.md, zero-spread GRPO groups per step), OUT_DIR/run.json
 # (base model, budgets) and every stage's wall and CPU seconds to OUT_DIR/timing.jsonl.
 #
-# Settings (environment): TOYWORLD_BASE (smollm2 | tiny | DIR; smollm2), TOYWORLD_SEEDS ("0 1 2"), TOYWORLD_ARMS
+# Settings (environment): TOYWORLD_BASE (smollm2 | tiny | DIR; smollm2), TOYWORLD_SEEDS ("0 1"), TOYWORLD_ARMS
 #   ("direct selfcorrect trial"), TOYWORLD_LEVELS (1,2,3,4,5), TOYWORLD_SFT_LEVELS (1,2,4), TOYWORLD_TRAIN_TASKS (400),
 #   TOYWORLD_TEST_TASKS (30), TOYWORLD_SFT_STEPS (8), TOYWORLD_GRPO_STEPS (5), TOYWORLD_TEST_FREQ (1), TOYWORLD_SFT_LR
 #   and TOYWORLD_GRPO_LR (SmolLM2: 5e-5 and 1e-5); tiny only: TOYWORLD_BASE_STEPS (1500),
@@ -31,7 +31,7 @@ export TOOLMASTER_OUT=$OUT
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 
 BASE=${TOYWORLD_BASE:-smollm2}
-SEEDS=${TOYWORLD_SEEDS:-"0 1 2"}
+SEEDS=${TOYWORLD_SEEDS:-"0 1"}
 ARMS=${TOYWORLD_ARMS:-"direct selfcorrect trial"}
 LEVELS=${TOYWORLD_LEVELS:-1,2,3,4,5}
 SFT_LEVELS=${TOYWORLD_SFT_LEVELS:-1,2,4}
