@@ -2,8 +2,8 @@
 
 * :func:`register_agent_loop` -> on ``verl.experimental.agent_loop.agent_loop``: adds "toolmaster_agent".
 * :func:`install_step_metrics` -> on ``verl.trainer.ppo.v1.trainer_base`` (and ``verl.trainer.ppo.ray_trainer``
-  for the legacy trainer): adds ``toolmaster/*`` trial/execute counts and ``reward/*`` components to every
-  training step's metrics.
+  for the legacy trainer): adds ``toolmaster/*`` trial/execute counts, ``reward/*`` components and the GRPO group
+  signal (``toolmaster/grpo/zero_spread_share``: groups whose rewards are all equal) to every training step's metrics.
 """
 
 from __future__ import annotations
@@ -124,12 +124,24 @@ def _v1_step_metrics(batch: Any, kv_batch_get: Any = None) -> dict[str, float]:
     tags = batch.tags or [{}] * len(extra)
     keep = [not (tag or {}).get("is_padding", False) for tag in tags]
     out = step_metrics([e for e, k in zip(extra, keep) if k])
+    try:
+        uids = _plain_rows(kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["uid"])["uid"])
+    except Exception as e:  # the group metrics are lost, the gap is logged
+        logger.warning("toolmaster group metrics unavailable: could not read uid: %r", e)
+    else:
+        out.update(_group_metrics([u for u, k in zip(uids, keep) if k], [e for e, k in zip(extra, keep) if k]))
     if masks is not None:
         from .rollout_metrics import mask_metrics
 
         out.update(mask_metrics([(e or {}).get(EXTRA_KEY) if isinstance(e, dict) else None for e, k in zip(extra, keep) if k],
                                 [m for m, k in zip(masks, keep) if k]))
     return out
+
+
+def _group_metrics(uids: list[Any], extra: list[Any]) -> dict[str, float]:
+    from .rollout_metrics import group_metrics
+
+    return group_metrics(uids, [e.get("reward_extra_info") if isinstance(e, dict) else None for e in extra])
 
 
 def _mask_rows(column: Any) -> list[list[int]]:
@@ -157,6 +169,8 @@ def _wrap_v0(original):
         rows = [{EXTRA_KEY: ours[i] if ours is not None else None,
                  "reward_extra_info": rewards[i] if rewards is not None else None} for i in range(n)]
         metrics.update(step_metrics(rows))
+        if "uid" in nt:
+            metrics.update(_group_metrics(list(nt["uid"]), rows))
         return metrics
 
     compute_data_metrics._toolmaster = True

@@ -93,3 +93,20 @@ def mask_metrics(infos: list[dict[str, Any] | None], masks: list[list[int]]) -> 
         observed += sum(end - start for label, start, end in spans if label == OBSERVATION)
     return {f"{PREFIX}mask_mismatch/mean": mismatched / len(pairs),
             f"{PREFIX}observation_tokens/mean": observed / len(pairs)}
+
+
+def group_metrics(uids: list[Any], rewards: list[dict[str, Any] | None]) -> dict[str, float]:
+    """GRPO signal of a training step: samples grouped by prompt (``uid``); a group whose scores are all equal has
+    zero advantage everywhere, so it teaches nothing. ``toolmaster/grpo/zero_spread_share``: share of such groups;
+    ``toolmaster/grpo/answer_mixed_share``: share of groups where some samples solved the task and some did not;
+    ``toolmaster/grpo/groups``. Samples without a score are left out (``toolmaster/missing/reward`` counts them)."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for uid, info in zip(uids, rewards):
+        if isinstance(info, dict) and isinstance(info.get("score"), (int, float)):
+            groups.setdefault(uid, []).append(info)
+    if not groups:
+        return {}
+    n = len(groups)
+    zero = sum(max(float(i["score"]) for i in g) - min(float(i["score"]) for i in g) == 0.0 for g in groups.values())
+    mixed = sum(len({float(i.get("answer") or 0.0) > 0.5 for i in g}) > 1 for g in groups.values())
+    return {f"{PREFIX}grpo/groups": float(n), f"{PREFIX}grpo/zero_spread_share": zero / n, f"{PREFIX}grpo/answer_mixed_share": mixed / n}

@@ -6,23 +6,23 @@
 # world and trains three arms from the same base with the same budget, one after another (two SmolLM2 trainings do
 # not fit side by side in memory or on 2 cores):
 #   direct:      SFT on the gold call, its result, the answer; then GRPO with trial_mode off;
-#   selfcorrect: SFT on a documented call that may fail, the real error, the corrected call, the answer (no trials);
+#   selfcorrect: SFT on documented calls executed for real, what they returned, the repair, the answer (no trials);
 #                then GRPO with trial_mode off;
-#   trial:       SFT on probes of every tool, the corrected execution, the answer; then GRPO with trial_mode on;
-# each validated (greedy) on the seed's held-out tools before GRPO (= after SFT) and every TOYWORLD_TEST_FREQ steps.
-# Writes OUT_DIR/report.html and OUT_DIR/report.json (python -m verl_toolmaster.toyworld.report), OUT_DIR/run.json
+#   trial:       SFT on probes (on the scratch fork) up to the task's tool, the right execution, the answer (a quarter of
+#                the tasks: executed unprobed and repaired); then GRPO with trial_mode on;
+# SFT shows the levels in TOYWORLD_SFT_LEVELS; GRPO trains on all of TOYWORLD_LEVELS; each arm is validated (greedy) on
+# the seed's held-out tools before GRPO (= after SFT) and every TOYWORLD_TEST_FREQ steps.
+# Writes OUT_DIR/report.html and OUT_DIR/report.json (python -m verl_toolmaster.toyworld.report: cluster-bootstrap
+# intervals, the pre-registered verdicts of docs/toyworld.md, zero-spread GRPO groups per step), OUT_DIR/run.json
 # (base model, budgets) and every stage's wall and CPU seconds to OUT_DIR/timing.jsonl.
 #
-# Settings (environment): TOYWORLD_BASE (smollm2 | tiny | DIR; smollm2), TOYWORLD_SEEDS ("0 1 2"), TOYWORLD_ARMS
-#   ("direct selfcorrect trial"), TOYWORLD_LEVELS (1,2,3), TOYWORLD_TRAIN_TASKS (400), TOYWORLD_TEST_TASKS (24),
-#   TOYWORLD_SFT_STEPS (8), TOYWORLD_GRPO_STEPS (1), TOYWORLD_TEST_FREQ (1), TOYWORLD_SFT_LR and
-#   TOYWORLD_GRPO_LR (SmolLM2: 5e-5 and 1e-5); tiny only: TOYWORLD_BASE_STEPS (1500),
+# Settings (environment): TOYWORLD_BASE (smollm2 | tiny | DIR; smollm2), TOYWORLD_SEEDS ("0 1"), TOYWORLD_ARMS
+#   ("direct selfcorrect trial"), TOYWORLD_LEVELS (1,2,3,4,5), TOYWORLD_SFT_LEVELS (1,2,4), TOYWORLD_TRAIN_TASKS (400),
+#   TOYWORLD_TEST_TASKS (30), TOYWORLD_SFT_STEPS (8), TOYWORLD_GRPO_STEPS (5), TOYWORLD_TEST_FREQ (1), TOYWORLD_SFT_LR
+#   and TOYWORLD_GRPO_LR (SmolLM2: 5e-5 and 1e-5); tiny only: TOYWORLD_BASE_STEPS (1500),
 #   TOYWORLD_MODEL_ARGS (extra `python -m verl_toolmaster.tiny` options).
 #
-# Time (SmolLM2 defaults, 2 cores; fp32 training, bf16 serving), MEASURED on 2026-12-05: 72.6 min for 3 seeds x 3
-# arms (docs/toyworld.md): per arm SFT 3.1-3.8 min (direct), 4.1-4.8 (selfcorrect), 4.7-5.5 (trial); GRPO stage with
-# its two held-out validations 2.6-4.0 (direct), 3.5-4.0 (selfcorrect), 3.8-4.5 (trial). The machine's speed moves
-# SFT stages by 10-20% between runs.
+# Time: see docs/toyworld.md ("Time") for the measured run of these defaults.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: bash recipes/cpu/run_toyworld.sh OUT_DIR" >&2; exit 2; }
 mkdir -p "$1"
@@ -31,13 +31,14 @@ export TOOLMASTER_OUT=$OUT
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 
 BASE=${TOYWORLD_BASE:-smollm2}
-SEEDS=${TOYWORLD_SEEDS:-"0 1 2"}
+SEEDS=${TOYWORLD_SEEDS:-"0 1"}
 ARMS=${TOYWORLD_ARMS:-"direct selfcorrect trial"}
-LEVELS=${TOYWORLD_LEVELS:-1,2,3}
+LEVELS=${TOYWORLD_LEVELS:-1,2,3,4,5}
+SFT_LEVELS=${TOYWORLD_SFT_LEVELS:-1,2,4}
 TRAIN_TASKS=${TOYWORLD_TRAIN_TASKS:-400}
-TEST_TASKS=${TOYWORLD_TEST_TASKS:-24}
+TEST_TASKS=${TOYWORLD_TEST_TASKS:-30}
 SFT_STEPS=${TOYWORLD_SFT_STEPS:-8}
-GRPO_STEPS=${TOYWORLD_GRPO_STEPS:-1}
+GRPO_STEPS=${TOYWORLD_GRPO_STEPS:-5}
 TEST_FREQ=${TOYWORLD_TEST_FREQ:-1}
 BASE_STEPS=${TOYWORLD_BASE_STEPS:-1500}
 MODEL_ARGS=${TOYWORLD_MODEL_ARGS:-}
@@ -111,7 +112,7 @@ else
 fi
 "$PYTHON" - "$OUT/run.json" "$MODEL_NAME" "$MODEL_DIR" <<EOF
 import json, sys
-budget = {"arms": "$ARMS".split(), "seeds": [int(s) for s in "$SEEDS".split()], "levels": "$LEVELS",
+budget = {"arms": "$ARMS".split(), "seeds": [int(s) for s in "$SEEDS".split()], "levels": "$LEVELS", "sft_levels": "$SFT_LEVELS",
           "train_tasks": $TRAIN_TASKS, "test_tasks": $TEST_TASKS, "sft_steps": $SFT_STEPS, "sft_batch": $SFT_BATCH,
           "sft_lr": $SFT_LR, "grpo_steps": $GRPO_STEPS, "grpo_prompts_per_step": $GRPO_BATCH, "grpo_samples_per_prompt": $GRPO_N,
           "grpo_lr": $GRPO_LR, "test_freq": $TEST_FREQ, "turns": "recipes/cpu/toyworld_grpo.yaml (the same for every arm)"}
@@ -123,7 +124,7 @@ for seed in $SEEDS; do
   # as many tools per catalogue as train tasks (capped under the 2628 names disjoint word halves allow): most training tools
   # appear in one or two tasks, so a tool name cannot be learnt as the answer to a kind of question
   run "seed${seed}_data" "$PYTHON" -m verl_toolmaster.toyworld.generate --out "$OUT/seed$seed/data" --seed "$seed" \
-    --levels "$LEVELS" --train-tasks "$TRAIN_TASKS" --tools "$(( TRAIN_TASKS < 2600 ? TRAIN_TASKS : 2600 ))" \
+    --levels "$LEVELS" --sft-levels "$SFT_LEVELS" --train-tasks "$TRAIN_TASKS" --tools "$(( TRAIN_TASKS < 2600 ? TRAIN_TASKS : 2600 ))" \
     --test-tasks "$TEST_TASKS" --no-progress
   for which in $ARMS; do
     stage "seed $seed: arm $which (SFT $SFT_STEPS steps, GRPO $GRPO_STEPS steps, held-out validation every $TEST_FREQ)"

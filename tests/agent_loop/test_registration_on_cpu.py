@@ -78,21 +78,40 @@ def test_v1_hook_reads_extra_fields_from_transfer_queue():
              {"toolmaster": _info(1, 1), "reward_extra_info": {"score": 0.0, "reason": "wrong_answer"}},
              {"toolmaster": _info(100, 100)}]  # a padding row: must not count
     batch = SimpleNamespace(keys=["a", "b", "c"], partition_id="train", tags=[{}, {}, {"is_padding": True}])
-    seen = {}
+    seen = []
 
     def kv_batch_get(keys, partition_id, select_fields):
-        seen.update(keys=keys, partition_id=partition_id, select_fields=select_fields)
+        seen.append({"keys": keys, "partition_id": partition_id, "select_fields": select_fields})
+        if select_fields == ["uid"]:
+            return {"uid": np.array(["p0", "p0", "p1"], dtype=object)}
         return {"extra_fields": np.array(extra, dtype=object)}
 
     m = _v1_step_metrics(batch, kv_batch_get=kv_batch_get)
-    assert seen == {"keys": ["a", "b", "c"], "partition_id": "train", "select_fields": ["extra_fields", "response_mask"]}
+    assert seen == [{"keys": ["a", "b", "c"], "partition_id": "train", "select_fields": ["extra_fields", "response_mask"]},
+                    {"keys": ["a", "b", "c"], "partition_id": "train", "select_fields": ["uid"]}]
     assert m["toolmaster/trial_calls/mean"] == 2.0 and m["toolmaster/execute_calls/mean"] == 1.0
     assert m["reward/score/mean"] == 0.5 and m["reward/reason/correct"] == 0.5
+    # one group (p0; the padding row's p1 does not count) whose two samples scored 1 and 0: a group with signal
+    assert (m["toolmaster/grpo/groups"], m["toolmaster/grpo/zero_spread_share"]) == (1.0, 0.0)
 
     def broken(**kw):
         raise RuntimeError("queue down")
 
     assert _v1_step_metrics(batch, kv_batch_get=broken) == {}
+
+
+def test_group_metrics_count_groups_without_reward_spread():
+    from verl_toolmaster.rollout_metrics import group_metrics
+
+    r = lambda score, answer: {"score": score, "answer": answer}  # noqa: E731
+    uids = ["a", "a", "b", "b", "c", "c", "d"]
+    rewards = [r(1.0, 1.0), r(1.0, 1.0),  # all correct: zero spread
+               r(0.2, 0.0), r(-0.1, 0.0),  # both wrong, format differs: spread, answers not mixed
+               r(1.0, 1.0), r(0.0, 0.0),  # mixed
+               None]  # unscored: left out
+    m = group_metrics(uids, rewards)
+    assert m == {"toolmaster/grpo/groups": 3.0, "toolmaster/grpo/zero_spread_share": 1 / 3, "toolmaster/grpo/answer_mixed_share": 1 / 3}
+    assert group_metrics(["a"], [None]) == {}
 
 
 def test_v1_hook_checks_response_mask_against_observation_spans():

@@ -14,5 +14,5 @@ def world() -> tw.World:
 
 @pytest.fixture(scope="module")
 def tasks(world) -> dict[str, list]:
-    """30 tasks per split, levels 1, 2, 3 in turn."""
-    return {s: tw.make_tasks(world, s, 30, (1, 2, 3)) for s in tw.SPLITS}
+    """40 tasks per split, levels 1-5 in turn."""
+    return {s: tw.make_tasks(world, s, 40, tw.LEVELS) for s in tw.SPLITS}

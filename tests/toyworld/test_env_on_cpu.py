@@ -100,3 +100,24 @@ def test_bad_specs_name_the_tool_and_the_problem(impl, fragment):
     with pytest.raises(ValueError, match="toyworld environment") as e:
         make_env({**spec(), "impl": impl})
     assert fragment in str(e.value)
+
+
+def test_stateful_fork_isolates_the_real_accounts(tasks):
+    """Levels 4-5: calls on a fork (trials) change the fork's balances only; the real ones change with execute
+    calls, and replay_accounts recomputes them from the execute calls of a call log, ignoring trials."""
+    from verl_toolmaster.envs.toyworld import ToyWorldEnv, replay_accounts
+
+    stateful = [t for t in tasks["train"] if t.tags["level"] in (4, 5)]
+    assert {t.tags["level"] for t in stateful} == {4, 5}
+    for t in stateful:
+        env = ToyWorldEnv(t.env)
+        before = dict(env.accounts)
+        call = t.gold[0][0][0]
+        fork = env.fork()
+        assert asyncio.run(fork.call(call["name"], call["arguments"])).ok
+        assert env.accounts == before and fork.accounts != before
+        assert asyncio.run(env.call(call["name"], call["arguments"])).ok
+        assert env.accounts == t.ground_truth["accounts"] == fork.accounts
+        log = [{"phase": "trial", **call}, {"phase": "execute", **call}, {"phase": "execute", "name": call["name"], "arguments": "not json"}]
+        assert replay_accounts(t.env, log) == t.ground_truth["accounts"]
+        assert replay_accounts(t.env, log[:1]) == before

@@ -9,6 +9,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
+from verl_toolmaster.reward.scorers.toyworld import _result_value
 from verl_toolmaster import compat
 from verl_toolmaster.data import get_adapter
 from verl_toolmaster.toyworld import generate as gen
@@ -22,10 +23,10 @@ from verl_toolmaster.envs import make_env
 from verl_toolmaster.reward.scorers import Episode, load_builtin_scorers
 
 
-async def _gold_calls(task):
+async def _gold_calls(task, repeat=1):
     env = make_env(task.env)
     log = []
-    for step in task.gold[0]:
+    for step in task.gold[0] * repeat:
         for c in step:
             obs = await env.call(c["name"], c["arguments"])
             log.append({"phase": "execute", "turn": 0, "name": c["name"], "arguments": c["arguments"], "ok": obs.ok, "error_kind": obs.error_kind, "text": obs.text})
@@ -37,10 +38,17 @@ def test_gold_trace_solves_every_task_through_the_env(tasks):
     for t in tasks["train"] + tasks["test"]:
         log = asyncio.run(_gold_calls(t))
         assert all(c["ok"] for c in log), (t.id, log)
-        assert list(json.loads(log[-1]["text"]).values()) == [json.loads(t.gold_answers[0]) if t.gold_answers[0].isdigit() else t.gold_answers[0]]
-        res = scorer.score(t.ground_truth, Episode(answers=t.gold_answers, calls=log))
+        assert _result_value(log[-1]["text"]) == t.gold_answers[0]
+        res = scorer.score(t.ground_truth, Episode(answers=t.gold_answers, calls=log, env_spec=t.env))
         assert res.answer == 1.0 and res.details["toyworld/answer_seen"] == 1.0, t.id
-        assert scorer.score(t.ground_truth, Episode(answers=["wrong"], calls=log)).answer == 0.0
+        assert scorer.score(t.ground_truth, Episode(answers=["wrong"], calls=log, env_spec=t.env)).answer == 0.0
+        if "accounts" in t.ground_truth:  # the right answer after the gold call made twice: the real state is wrong
+            twice = asyncio.run(_gold_calls(t, repeat=2))
+            res = scorer.score(t.ground_truth, Episode(answers=t.gold_answers, calls=twice, env_spec=t.env))
+            if twice[-1]["ok"]:  # (a second transfer can fail for want of funds, changing nothing)
+                assert (res.answer, res.reason, res.details["toyworld/state_ok"]) == (0.0, "wrong_state", 0.0), t.id
+            else:
+                assert res.answer == 1.0, t.id
 
 
 def test_direct_sft_rows_are_the_gold_call_and_its_real_observation(tasks):
@@ -78,7 +86,7 @@ def test_generator_cli_writes_rl_and_both_sft_flavours(tmp_path, tiny_tokenizer)
     code = gen.main(["--out", str(tmp_path), "--seed", "3", "--tools", "8", "--train-tasks", "8", "--test-tasks", "4", "--levels", "1,2,3", "--no-progress"], out, err)
     assert code == 0, err.getvalue()
     summary = json.loads(out.getvalue().strip().splitlines()[-1])
-    assert summary == {"seed": 3, "tasks": {"train": 8, "test": 4}, "sft_direct": 8, "sft_selfcorrect": 8, "sft_trial": 8}
+    assert summary == {"seed": 3, "tasks": {"train": 8, "test": 4}, "sft_direct": 8, "sft_selfcorrect": 8, "sft_trial": 8, "sft_levels": [1, 2, 3]}
     for name in ("world.json", "tasks_train.jsonl", "tasks_test.jsonl", "train_on.parquet", "train_off.parquet", "test_on.parquet", "test_off.parquet"):
         assert (tmp_path / name).is_file(), name
     for flavour in gen.SFT_FLAVOURS:
@@ -93,9 +101,27 @@ def test_generator_cli_writes_rl_and_both_sft_flavours(tmp_path, tiny_tokenizer)
         assert has_error == (flavour != "direct")
 
 
+def test_generator_sft_levels_limit_the_sft_rows_not_the_rl_rows(tmp_path):
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["--out", str(tmp_path), "--seed", "3", "--tools", "10", "--train-tasks", "10", "--test-tasks", "5", "--levels", "1,2,3,4,5",
+            "--sft-levels", "1,4", "--no-progress"]
+    assert gen.main(argv, out, err) == 0, err.getvalue()
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert summary["sft_levels"] == [1, 4] and summary["sft_direct"] == summary["sft_trial"] == summary["sft_selfcorrect"] == 4
+    import pandas as pd
+
+    levels = {json.loads(t)["level"] for t in pd.read_parquet(tmp_path / "train_on.parquet")["reward_model"].map(lambda r: r["ground_truth"])}
+    assert levels == {1, 2, 3, 4, 5}  # GRPO still sees every level
+    tasks = {json.loads(line)["id"]: json.loads(line)["tags"]["level"] for line in open(tmp_path / "tasks_train.jsonl")}
+    assert {tasks[r["task_id"]] for r in read_sft_rows(tmp_path / "sft_trial.parquet")} == {1, 4}
+    err = io.StringIO()
+    assert gen.main(argv[:-3] + ["--sft-levels", "2,6", "--no-progress"], io.StringIO(), err) == 2
+    assert "--sft-levels" in err.getvalue()
+
+
 def test_generator_cli_rejects_bad_levels(tmp_path):
     err = io.StringIO()
-    assert gen.main(["--out", str(tmp_path), "--levels", "1,5", "--no-sft"], io.StringIO(), err) == 2
+    assert gen.main(["--out", str(tmp_path), "--levels", "1,6", "--no-sft"], io.StringIO(), err) == 2
     assert "levels must be a non-empty subset" in err.getvalue()
 
 

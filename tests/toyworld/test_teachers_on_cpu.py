@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 
 import pytest
 
@@ -15,11 +16,15 @@ from verl_toolmaster.toyworld import world as tw
 
 
 def _picked(tasks):
-    """Two train tasks per level (the level-3 ones with several tools)."""
+    """Two train tasks per level (the level-3 ones with several tools), plus, for the trial teacher, tasks it plays
+    in recovery at levels 2-5."""
     train = tasks["train"]
-    picked = [t for t in train if t.tags["level"] == 1][:2] + [t for t in train if t.tags["level"] == 2][:2]
-    picked += [t for t in train if t.tags["level"] == 3 and len(t.env["tools"]) > 1][:2]
-    assert len(picked) == 6
+    picked = []
+    for level in tw.LEVELS:
+        at = [t for t in train if t.tags["level"] == level and (level != 3 or len(t.env["tools"]) > 1)]
+        picked += [t for t in at if not teachers.recovers(t.id, level)][:2] + [t for t in at if teachers.recovers(t.id, level)][:1]
+    assert len(picked) >= 10 and {t.tags["level"] for t in picked} == set(tw.LEVELS)
+    assert any(teachers.recovers(t.id, t.tags["level"]) for t in picked)
     return picked
 
 
@@ -30,29 +35,74 @@ def _synthesize(flavour, picked):
     return sft
 
 
+def _final_accounts(t, msgs):
+    """The balances the trajectory's execute calls left on the real environment, replayed independently."""
+    from verl_toolmaster.envs.toyworld import replay_accounts
+
+    phase, calls = None, []
+    for m in msgs:
+        if m["role"] == "assistant":
+            content = m.get("content") or ""
+            phase = "trial" if content.startswith("<trial>") else "execute"
+            calls += [{"phase": phase, "name": c["function"]["name"], "arguments": c["function"]["arguments"]} for c in m.get("tool_calls") or []]
+    return replay_accounts(t.env, calls)
+
+
+def _tool_of(t, name):
+    return next(s for s in t.env["tools"] if s["function"]["name"] == name)["function"]
+
+
+def _documented(t, name):
+    gold = t.gold[0][0][0]
+    return dict(zip(_tool_of(t, name)["parameters"]["required"], gold["arguments"].values()))
+
+
 def test_probe_teacher_trajectories_run_through_the_real_loop(tasks):
-    """Trial flavour: the documented call as a probe (a real failure from level 2 on), the fixed call, the answer."""
+    """Trial flavour: documented probes up to the task's tool (on the fork), the right call executed, the answer; in
+    the recovery share the task's tool is executed unprobed and repaired as the self-correcting teacher does."""
     picked = _picked(tasks)
     for t, row in zip(picked, _synthesize("trial", picked)):
         msgs = row["messages"]
         assistant = [m for m in msgs if m["role"] == "assistant"]
-        n = len(t.env["tools"])
-        assert [m["content"].split(">", 1)[0] + ">" for m in assistant] == ["<trial>"] * n + ["<execute>", "<answer>"]
-        probe_results = [m["content"] for m in msgs if m["role"] == "tool"][:n]
+        results = [m["content"] for m in msgs if m["role"] == "tool"]
+        tags = [m["content"].split(">", 1)[0] + ">" for m in assistant]
         gold = t.gold[0][0][0]
-        assert assistant[n]["tool_calls"][0]["function"] == {"name": gold["name"], "arguments": gold["arguments"]}
-        assert assistant[n + 1]["content"] == f"<answer>{t.gold_answers[0]}</answer>"
-        if t.tags["level"] >= 2:
-            assert all(r.startswith("Error: ") and "Usage: " in r for r in probe_results), probe_results  # the failed probe, as the env said it
+        tools = [s["function"]["name"] for s in t.env["tools"]]
+        target, level = tools.index(gold["name"]), t.tags["level"]
+        assert assistant[-1]["content"] == f"<answer>{t.gold_answers[0]}</answer>"
+        if "accounts" in t.ground_truth:
+            assert _final_accounts(t, msgs) == t.ground_truth["accounts"]  # the probes left the real balances alone
+        if teachers.recovers(t.id, level):
+            assert tags[:target] == ["<trial>"] * target and tags[target] == "<execute>"
+            first = assistant[target]["tool_calls"][0]["function"]
+            assert first == {"name": gold["name"], "arguments": _documented(t, gold["name"])}
+            assert "<trial>" not in tags[target:]
+            continue
+        assert tags == ["<trial>"] * (target + 1) + ["<execute>", "<answer>"]  # probes stop at the task's tool
+        assert assistant[target + 1]["tool_calls"][0]["function"] == {"name": gold["name"], "arguments": gold["arguments"]}
+        probe = results[target]
+        if level in (2, 3):
+            assert probe.startswith("Error: ") and "Usage: " in probe  # the failed probe, as the env said it
+        elif level == 4:
+            applied = json.loads(probe)
+            assert applied["ignored"] and list(applied["applied"]) == list(gold["arguments"])  # the real names
+            # the real environment's reply to the execution: the probe's deposit of 1 was made on the fork only
+            assert json.loads(results[target + 1])["balance"] == int(t.gold_answers[0]) == applied["balance"] - 1 + list(gold["arguments"].values())[1]
+        elif level == 5:
+            moved = json.loads(probe)
+            src, dst = list(gold["arguments"].values())[:2]
+            assert (moved["debited"], moved["credited"]) == (dst, src)  # the documented call goes the wrong way
+            done = json.loads(results[target + 1])  # on the real balances, which the probe did not move
+            assert done["balances"] == {a: b for a, b in t.ground_truth["accounts"].items() if a in (src, dst)}
         else:
-            assert probe_results == [msgs[-2]["content"]]  # the documented call already worked
+            assert probe == results[-1]  # the documented call already worked
 
 
 def _without_tool_names(messages):
     return [{k: v for k, v in m.items() if not (m["role"] == "tool" and k == "name")} for m in messages]
 
 
-def test_selfcorrect_teacher_executes_as_documented_then_corrects_from_the_error(tasks, tiny_tokenizer):
+def test_selfcorrect_teacher_executes_as_documented_then_repairs(tasks, tiny_tokenizer):
     picked = _picked(tasks)
     direct = gen.direct_sft_rows(picked)
     for t, row, plain in zip(picked, _synthesize("selfcorrect", picked), direct):
@@ -62,22 +112,30 @@ def test_selfcorrect_teacher_executes_as_documented_then_corrects_from_the_error
         calls = [m["tool_calls"][0]["function"] for m in msgs if m["role"] == "assistant" and m.get("tool_calls")]
         results = [m["content"] for m in msgs if m["role"] == "tool"]
         gold = t.gold[0][0][0]
-        assert calls[-1] == {"name": gold["name"], "arguments": gold["arguments"]} and not results[-1].startswith("Error")
+        level = t.tags["level"]
         assert msgs[-1] == {"role": "assistant", "content": f"<answer>{t.gold_answers[0]}</answer>"}
-        if t.tags["level"] == 1:
+        if level == 1:
             # nothing fails: the self-correcting trajectory is the direct one, token for token
             assert _without_tool_names(msgs) == plain["messages"]
             render = lambda m: tiny_tokenizer.apply_chat_template(m, tools=row["tools"], tokenize=False)  # noqa: E731
             assert render(msgs) == render(plain["messages"])
             continue
-        # every call but the last is written from the schema and fails with the real usage line
-        documented = [dict(zip(next(s for s in t.env["tools"] if s["function"]["name"] == c["name"])["function"]["parameters"]["required"],
-                               gold["arguments"].values())) for c in calls[:-1]]
-        assert [c["arguments"] for c in calls[:-1]] == documented
-        assert all(r.startswith("Error: ") and "Usage: " in r for r in results[:-1]), results
-        assert calls[-2]["name"] == gold["name"]  # the correction fixes the call that failed
         tools = [s["function"]["name"] for s in t.env["tools"]]
-        assert [c["name"] for c in calls[:-1]] == tools[: tools.index(gold["name"]) + 1]  # tools in order, up to the right one
+        target = tools.index(gold["name"])
+        # the tools in order up to the task's, each written from its schema
+        assert calls[: target + 1] == [{"name": n, "arguments": _documented(t, n)} for n in tools[: target + 1]]
+        repair = calls[target + 1 :]
+        if level in (2, 3):
+            assert all(r.startswith("Error: ") and "Usage: " in r for r in results[: target + 1]), results
+            assert repair == [{"name": gold["name"], "arguments": gold["arguments"]}]  # the correction the usage line teaches
+        elif level == 4:  # the deposit of the default stays: top up the difference
+            (acct, amount) = list(gold["arguments"].items())
+            assert json.loads(results[0])["applied"][amount[0]] == tw.DEPOSIT_DEFAULT
+            assert repair == [{"name": gold["name"], "arguments": {acct[0]: acct[1], amount[0]: amount[1] - tw.DEPOSIT_DEFAULT}}]
+        else:  # level 5: the corrected transfer undoes the wrong-way one, and once more makes it
+            assert repair == [{"name": gold["name"], "arguments": gold["arguments"]}] * 2
+        if "accounts" in t.ground_truth:
+            assert _final_accounts(t, msgs) == t.ground_truth["accounts"]
 
 
 def test_unknown_flavour_is_refused():

@@ -34,7 +34,8 @@ def make_out(tmp_path, arms=ACC, run=RUN):
             d = tmp_path / f"seed{seed}" / arm
             _write(d / "sft_metrics.jsonl", [{"step": s, "data": {"train/loss": 2.0 / s, "train/global_tokens": 100.0 * s}} for s in (1, 2, 3)])
             _write(d / "grpo_metrics.jsonl", [{"step": 0, "data": {rep.VAL_KEY: sft_acc}}]
-                   + [{"step": s, "data": {k: 0.1 * s for k in rep.COMPONENTS}} for s in (1, 2)]
+                   + [{"step": s, "data": {**{k: 0.1 * s for k in rep.COMPONENTS}, rep.GROUP_KEYS[0]: 0.5 / s, rep.GROUP_KEYS[1]: 0.25 * s}}
+                      for s in (1, 2)]
                    + [{"step": 2, "data": {rep.VAL_KEY: grpo_acc}}])
             _write(d / "val" / "0.jsonl", _samples(sft_acc))
             _write(d / "val" / "2.jsonl", _samples(grpo_acc))
@@ -92,6 +93,40 @@ def test_pooled_tasks_and_paired_margins(tmp_path):
     assert (sc["mean"], sc["trial_only"], sc["other_only"], sc["verdict"]) == (0.0, 0, 0, "no difference shown")
     page = (out / "report.html").read_text()
     assert "Paired on the same 12 held-out tasks: +0.500" in page and "11/12" in page
+
+
+def test_cluster_bootstrap_intervals_and_preregistered_verdicts(tmp_path):
+    out = make_out(tmp_path)
+    assert rep.main([str(out)]) == 0
+    r = json.loads((out / "report.json").read_text())
+    # trial minus direct after GRPO, per seed and task: [0,0,1,0], [0,1,1,1], [0,0,1,1] (levels 1,2,1,2): never below 0
+    v = r["verdicts"]["trial_vs_direct_controls"]
+    assert (v["n_seeds"], v["n_tasks"], v["mean"], v["levels"]) == (3, 12, pytest.approx(0.5), ["1", "2", "3"])
+    assert 0 < v["ci95"][0] < 0.5 < v["ci95"][1] <= 1.0 and v["verdict"] == "trial better"
+    assert r["verdicts"]["trial_vs_direct_consequence"]["verdict"] == "no tasks"  # levels 4-5 were not in this run
+    # trial minus selfcorrect after GRPO: seed 0 +0.25, seed 1 +0.5, seed 2 +0.25 (all >= 0 task by task)
+    assert r["verdicts"]["trial_vs_selfcorrect_all"]["mean"] == pytest.approx(1 / 3)
+    # GRPO minus SFT per arm, paired on the same tasks: direct gained 0.25, 0, 0.5 over the seeds
+    g = r["verdicts"]["grpo_gain_direct"]
+    assert g["mean"] == pytest.approx(0.25) and g["ci95"][0] >= 0 and g["verdict"] in ("GRPO gained", "undecided")
+    acc = r["cluster"]["accuracy"]["trial"]["grpo"]["all"]
+    assert acc["mean"] == pytest.approx(11 / 12) and acc["ci95"][0] < 11 / 12 <= acc["ci95"][1] <= 1.0
+    assert set(r["cluster"]["trial_minus"]["direct"]["sft"]) == {"all", "controls", "1", "2"}
+    # the GRPO group signal per step, per seed and averaged
+    z = r["zero_spread_share"]["trial"]
+    assert z["zero_spread_share"]["mean_per_step"] == [pytest.approx(0.5), pytest.approx(0.25)]
+    assert z["answer_mixed_share"]["per_seed"] == [[0.25, 0.5]] * 3
+
+
+def test_cluster_bootstrap_counts_seeds_as_clusters():
+    # two seeds whose tasks agree within the seed but not across: a task-level interval would be narrow around 0.5,
+    # the seed-level one spans both seeds' means
+    clusters = [[("1", 1.0)] * 20, [("1", 0.0)] * 20]
+    b = rep.cluster_bootstrap(clusters, None)
+    assert b["mean"] == 0.5 and b["ci95"] == [0.0, 1.0] and (b["n_seeds"], b["n_tasks"]) == (2, 40)
+    same = rep.cluster_bootstrap([[("1", 1.0), ("2", 0.0)]] * 3, ("2",))
+    assert same["ci95"] == [0.0, 0.0] and same["n_tasks"] == 3
+    assert rep.cluster_bootstrap(clusters, ("5",))["n_tasks"] == 0
 
 
 def test_arms_validated_on_different_tasks_is_an_error(tmp_path, capsys):

@@ -15,7 +15,7 @@ from verl_toolmaster.envs import make_env
 def test_same_seed_same_world_other_seed_other_world(world, tasks):
     again = tw.build_world(seed=7, tools_per_split=12)
     assert again.to_dict() == world.to_dict()
-    assert [t.to_dict() for t in tw.make_tasks(again, "test", 30, (1, 2, 3))] == [t.to_dict() for t in tasks["test"]]
+    assert [t.to_dict() for t in tw.make_tasks(again, "test", 40, tw.LEVELS)] == [t.to_dict() for t in tasks["test"]]
     other = tw.build_world(seed=8, tools_per_split=12)
     assert [t.name for t in other.catalogues["train"]] != [t.name for t in world.catalogues["train"]]
 
@@ -52,6 +52,10 @@ def _documented_call(task):
     return gold["name"], dict(zip(schema["function"]["parameters"]["required"], gold["arguments"].values()))
 
 
+def _tool(task, name):
+    return next(s for s in task.env["tools"] if s["function"]["name"] == name)["function"]
+
+
 def _call(task, name, args):
     return asyncio.run(make_env(task.env).call(name, args))
 
@@ -66,6 +70,20 @@ def test_levels(tasks):
         obs = _call(t, name, documented)
         if level == 1:
             assert len(t.env["tools"]) == 1 and documented == true_args and obs.ok
+        elif level == 4:
+            # the amount is documented under a stale name: the deposit succeeds, applies the default, says so
+            stale = [d for d, r in zip(documented, true_args) if d != r]
+            assert stale == [list(documented)[1]] and obs.ok, t.id
+            body = json.loads(obs.text)
+            assert body["ignored"] == stale and body["applied"] == {**true_args, list(true_args)[1]: tw.DEPOSIT_DEFAULT}
+        elif level == 5:
+            # the real names, the two accounts' roles swapped: the transfer succeeds the wrong way round
+            assert set(documented) == set(true_args) and list(documented.values()) == list(true_args.values()) and obs.ok
+            src, dst = list(true_args.values())[:2]
+            body = json.loads(obs.text)
+            assert (body["debited"], body["credited"]) == (dst, src)
+            props = _tool(t, name)["parameters"]["properties"]
+            assert props[list(documented)[0]]["description"] == tw.ROLE_TEXT[0] != props[list(true_args)[0]]["description"]
         else:
             # exactly one documented name is stale: the call a schema reader writes fails, and the error's usage
             # line holds the real names in order
@@ -81,7 +99,7 @@ def test_levels(tasks):
             descriptions = {s["function"]["description"] for s in tools}
             labels = {impl["label"] for impl in t.env["impl"].values()}
             assert len(signatures) == 1 and len(descriptions) == 1 and len(labels) == len(tools)  # only a call tells them apart
-    assert seen == {1, 2, 3}
+    assert seen == set(tw.LEVELS)
 
 
 def test_questions_name_the_label_and_list_values_in_parameter_order(tasks):
@@ -111,7 +129,7 @@ def test_names_are_single_tokens_of_the_tiny_tokenizer(tiny_tokenizer):
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
-    ({"levels": (4,)}, "levels must be a non-empty subset"),
+    ({"levels": (6,)}, "levels must be a non-empty subset"),
     ({"levels": ()}, "levels must be a non-empty subset"),
     ({"tools_per_split": 3}, "tools_per_split must be at least"),
     ({"tools_per_split": 5000, "vocabulary": "disjoint"}, "tools_per_split must be at most"),
@@ -133,7 +151,7 @@ def test_generation_does_not_depend_on_the_process(tasks):
     code = (
         "import hashlib, json; from verl_toolmaster.toyworld import world as tw; "
         "w = tw.build_world(seed=7, tools_per_split=12); "
-        "print(hashlib.sha256(json.dumps([t.to_dict() for t in tw.make_tasks(w, 'test', 30, (1, 2, 3))], sort_keys=True).encode()).hexdigest())"
+        "print(hashlib.sha256(json.dumps([t.to_dict() for t in tw.make_tasks(w, 'test', 40, tw.LEVELS)], sort_keys=True).encode()).hexdigest())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "12345"}, timeout=120)
     assert out.returncode == 0, out.stderr

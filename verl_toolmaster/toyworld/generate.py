@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tools", type=int, default=WorldConfig.tools_per_split, help="tools per catalogue (default %(default)s)")
     p.add_argument("--train-tasks", type=int, default=WorldConfig.train_tasks, help="tasks over the train tools (default %(default)s)")
     p.add_argument("--test-tasks", type=int, default=WorldConfig.test_tasks, help="tasks over the held-out test tools (default %(default)s)")
-    p.add_argument("--levels", default="1,2", help="difficulty levels, comma-separated, from 1,2,3 (default 1,2)")
+    p.add_argument("--levels", default="1,2", help="difficulty levels of the tasks, comma-separated, from 1-5 (default 1,2)")
+    p.add_argument("--sft-levels", default=None,
+                   help="levels whose train tasks the SFT flavours demonstrate (default: all of --levels); the RL rows keep "
+                   "every level, so GRPO also trains on levels SFT never showed")
     p.add_argument("--vocabulary", choices=VOCABULARIES, default=WorldConfig.vocabulary,
                    help="name words shared by the train and test catalogues, tool names split between them (default), or "
                    "disjoint word halves per catalogue")
@@ -127,11 +130,19 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
                 write_rl_parquet([rl_row(t, i, system_text(mode)) for i, t in enumerate(part)], outdir / f"{split}_{mode}.parquet")
     if args.no_sft or not tasks["train"]:
         return summary
-    train = tasks["train"]
+    sft_levels = _levels(args.sft_levels) if args.sft_levels else cfg.levels
+    if not set(sft_levels) <= set(cfg.levels):
+        raise ValueError(f"--sft-levels {sorted(sft_levels)} must be a subset of --levels {sorted(cfg.levels)}")
+    train = [t for t in tasks["train"] if t.tags["level"] in sft_levels]
+    summary["sft_levels"] = sorted(sft_levels)
+    if not train:
+        raise ValueError(f"no train task has a level in --sft-levels {sorted(sft_levels)}")
     progress = not args.no_progress
     for flavour in SFT_FLAVOURS:
         path = outdir / f"sft_{flavour}.parquet"
         if flavour == "trial" and args.trial_teacher == "scripted":
+            if set(sft_levels) != set(cfg.levels):
+                raise ValueError("--trial-teacher scripted plays every level of train_on.parquet: --sft-levels cannot limit it")
             report = _scripted_rows(outdir / "train_on.parquet", path, args.concurrency, progress, out, err)
             summary["sft_trial"], summary["sft_trial_dropped"] = report["written"], report["dropped"]
             continue

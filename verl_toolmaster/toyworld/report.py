@@ -10,7 +10,11 @@ validation dumps on the held-out tools (``val/<step>.jsonl``: one line per held-
   t-intervals after SFT (GRPO step 0) and after GRPO (``<arm>_sft``, ``<arm>_grpo``), the same per level
   (``by_level``), margins of trial over the others; the held-out tasks of all seeds pooled, with 95% Wilson
   intervals (``pooled``), and trial minus each other arm on the same tasks, paired by ground truth, with 95%
-  t-intervals and a verdict (``paired``), overall and per level; ``diagnostics`` per arm, stage and level (:mod:`.diagnostics`);
+  t-intervals and a verdict (``paired``), overall and per level; the same differences (and each arm's accuracy, and
+  its GRPO-minus-SFT gain) with 95% cluster-bootstrap intervals that resample seeds, then tasks within each seed
+  (``cluster``), and the pre-registered verdicts that read them (``verdicts``, :data:`VERDICT_RULES`, written before
+  the run in docs/toyworld.md); the share of GRPO groups with zero reward spread at every step
+  (``zero_spread_share``); ``diagnostics`` per arm, stage and level (:mod:`.diagnostics`);
   held-out accuracy at every validated GRPO step (``heldout_curve``); the budgets (``budget``: the run's settings,
   the SFT tokens each arm saw); stage timings;
 * ``OUT/report.html`` (:mod:`.report_html`): the same with learning curves and a few held-out trajectories per arm.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import statistics
 import sys
 from dataclasses import dataclass, field
@@ -34,6 +39,20 @@ ARMS = ("direct", "selfcorrect", "trial")
 COMPONENTS = ("critic/score/mean", "reward/answer/mean", "reward/format/mean", "reward/trial/mean", "reward/cost/mean")
 VAL_KEY = "val-core/toyworld/acc/mean@1"
 STAGES = ("sft", "grpo")
+GROUP_KEYS = ("toolmaster/grpo/zero_spread_share", "toolmaster/grpo/answer_mixed_share")
+CONTROL_LEVELS = ("1", "2", "3")  # a trial can only cost here: a failed execute call is free and its error tells all
+CONSEQUENCE_LEVELS = ("4", "5")  # a wrong execute call's effect stays; a trial on the fork shows it for free
+BOOTSTRAP = 4000  # cluster-bootstrap resamples
+# The pre-registered verdicts (docs/toyworld.md, "Pre-registration"): name -> (arm, other arm or stage pair, levels).
+# Each reads the 95% cluster-bootstrap interval of the difference after GRPO: "better" when it lies above 0, "worse"
+# below 0, "undecided" otherwise.
+VERDICT_RULES = {
+    "trial_vs_selfcorrect_consequence": ("trial", "selfcorrect", CONSEQUENCE_LEVELS),
+    "trial_vs_direct_consequence": ("trial", "direct", CONSEQUENCE_LEVELS),
+    "trial_vs_selfcorrect_controls": ("trial", "selfcorrect", CONTROL_LEVELS),
+    "trial_vs_direct_controls": ("trial", "direct", CONTROL_LEVELS),
+    "trial_vs_selfcorrect_all": ("trial", "selfcorrect", None),
+}
 # two-sided 95% Student t quantiles by degrees of freedom (1..30); larger samples use the normal quantile
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110,
         2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
@@ -209,6 +228,117 @@ def paired(trial: list[ArmRun], other: list[ArmRun], stage: str) -> dict[str, An
     return out
 
 
+def _task_outcomes(run: ArmRun, stage: str) -> dict[str, list[tuple[str, float]]]:
+    """Per held-out task (ground truth): [(level, solved)] of ``run`` at ``stage``."""
+    return {k: [(str(int(s["toyworld/level"])), float(_solved(s))) for s in v] for k, v in _by_task(run, stage).items()}
+
+
+def _cluster_rows(first: list[ArmRun], second: list[ArmRun] | None, stage_a: str, stage_b: str) -> list[list[tuple[str, float]]]:
+    """Per seed (a cluster): one (level, value) row per held-out task: ``first``'s solved at ``stage_a`` minus
+    ``second``'s at ``stage_b`` (paired on the same task), or ``first``'s alone when ``second`` is None."""
+    clusters = []
+    for i, a in enumerate(first):
+        mine = _task_outcomes(a, stage_a)
+        if second is None:
+            clusters.append([row for key in sorted(mine) for row in mine[key]])
+            continue
+        b = second[i]
+        theirs = _task_outcomes(b, stage_b)
+        if {k: len(v) for k, v in mine.items()} != {k: len(v) for k, v in theirs.items()}:
+            raise ReportError(f"seed{a.seed}: {a.arm} ({stage_a}) and {b.arm} ({stage_b}) were validated on different held-out tasks")
+        clusters.append([(lv, x - y) for key in sorted(mine) for (lv, x), (_, y) in zip(mine[key], theirs[key])])
+    return clusters
+
+
+def cluster_bootstrap(clusters: list[list[tuple[str, float]]], levels: tuple[str, ...] | None, resamples: int = BOOTSTRAP,
+                      seed: int = 0) -> dict[str, Any]:
+    """Mean of the values whose level is in ``levels`` (all when None) and its 95% percentile interval from a
+    two-stage bootstrap: seeds drawn with replacement, then tasks with replacement within each drawn seed. Seeds are
+    clusters: a retrained model moves all its tasks together, which a task-level interval ignores. With few seeds the
+    interval is only as wide as the seeds drawn differ (three seeds allow 10 distinct draws)."""
+    parts = [[v for lv, v in c if levels is None or lv in levels] for c in clusters]
+    parts = [p for p in parts if p]
+    n_tasks = sum(len(p) for p in parts)
+    if not parts:
+        return {"n_seeds": 0, "n_tasks": 0, "mean": None, "ci95": [None, None]}
+    mean = sum(sum(p) for p in parts) / n_tasks
+    rng = random.Random(seed)
+    stats = []
+    for _ in range(resamples):
+        total = count = 0.0
+        for _ in parts:
+            p = parts[rng.randrange(len(parts))]
+            total += sum(p[rng.randrange(len(p))] for _ in p)
+            count += len(p)
+        stats.append(total / count)
+    stats.sort()
+    lo, hi = stats[int(0.025 * resamples)], stats[min(resamples - 1, int(0.975 * resamples))]
+    return {"n_seeds": len(parts), "n_tasks": n_tasks, "mean": mean, "ci95": [lo, hi]}
+
+
+def _level_groups(levels: list[str]) -> dict[str, tuple[str, ...] | None]:
+    groups: dict[str, tuple[str, ...] | None] = {"all": None}
+    if any(lv in CONTROL_LEVELS for lv in levels):
+        groups["controls"] = CONTROL_LEVELS
+    if any(lv in CONSEQUENCE_LEVELS for lv in levels):
+        groups["consequence"] = CONSEQUENCE_LEVELS
+    groups.update({lv: (lv,) for lv in levels})
+    return groups
+
+
+def cluster_report(runs: dict[str, list[ArmRun]]) -> dict[str, Any]:
+    """Cluster-bootstrap intervals: each arm's accuracy after SFT and after GRPO, its GRPO-minus-SFT gain, and trial
+    minus each other arm at both stages, per level group (``all``, ``controls``, ``consequence``, each level)."""
+    arms = list(runs)
+    levels = sorted({str(int(s["toyworld/level"])) for r in runs[arms[0]] for s in r.samples("grpo")})
+    groups = _level_groups(levels)
+    out: dict[str, Any] = {"accuracy": {}, "grpo_gain": {}, "trial_minus": {}}
+    for arm in arms:
+        out["accuracy"][arm] = {stage: {g: cluster_bootstrap(_cluster_rows(runs[arm], None, stage, stage), lv) for g, lv in groups.items()}
+                                for stage in STAGES}
+        rows = _cluster_rows(runs[arm], runs[arm], "grpo", "sft")
+        out["grpo_gain"][arm] = {g: cluster_bootstrap(rows, lv) for g, lv in groups.items()}
+    if "trial" in runs:
+        for other in (a for a in arms if a != "trial"):
+            out["trial_minus"][other] = {stage: {g: cluster_bootstrap(_cluster_rows(runs["trial"], runs[other], stage, stage), lv)
+                                                 for g, lv in groups.items()} for stage in STAGES}
+    return out
+
+
+def _verdict(interval: dict[str, Any]) -> str:
+    lo, hi = interval["ci95"]
+    if lo is None:
+        return "no tasks"
+    return "better" if lo > 0 else "worse" if hi < 0 else "undecided"
+
+
+def verdicts(runs: dict[str, list[ArmRun]]) -> dict[str, Any]:
+    """The pre-registered verdicts (:data:`VERDICT_RULES`) after GRPO, and whether GRPO gained for each arm on the levels
+    SFT never demonstrated and on all levels; each with the interval and the seeds and tasks it rests on."""
+    out: dict[str, Any] = {}
+    for name, (arm, other, levels) in VERDICT_RULES.items():
+        if arm not in runs or other not in runs:
+            continue
+        interval = cluster_bootstrap(_cluster_rows(runs[arm], runs[other], "grpo", "grpo"), levels)
+        out[name] = {**interval, "levels": list(levels) if levels else "all", "verdict": f"{arm} {_verdict(interval)}"
+                     if _verdict(interval) in ("better", "worse") else _verdict(interval)}
+    for arm, arm_runs in runs.items():
+        interval = cluster_bootstrap(_cluster_rows(arm_runs, arm_runs, "grpo", "sft"), None)
+        out[f"grpo_gain_{arm}"] = {**interval, "levels": "all", "verdict": {"better": "GRPO gained", "worse": "GRPO lost"}.get(_verdict(interval), _verdict(interval))}
+    return out
+
+
+def zero_spread(runs: list[ArmRun]) -> dict[str, Any]:
+    """Per GRPO step, the share of groups with zero reward spread and with mixed answers, per seed and averaged."""
+    per_seed = {k: [[v for _, v in r.curve(k, r.grpo)] for r in runs] for k in GROUP_KEYS}
+    out: dict[str, Any] = {}
+    for k, rows in per_seed.items():
+        short = k.rsplit("/", 1)[-1]
+        steps = max((len(r) for r in rows), default=0)
+        out[short] = {"per_seed": rows, "mean_per_step": [statistics.fmean(r[i] for r in rows if i < len(r)) for i in range(steps)]}
+    return out
+
+
 def build(out: Path) -> dict[str, Any]:
     run_info = _read_json(out / "run.json")
     seeds = seeds_in(out)
@@ -238,13 +368,16 @@ def build(out: Path) -> dict[str, Any]:
     if "trial" in arms:
         result["paired"] = {other: {stage: paired(runs["trial"], runs[other], stage) for stage in STAGES}
                             for other in arms if other != "trial"}
+    result["cluster"] = cluster_report(runs)
+    result["verdicts"] = verdicts(runs)
+    result["zero_spread_share"] = {arm: zero_spread(runs[arm]) for arm in arms}
     result["heldout_tasks_per_seed"] = {arm: [len(r.samples("grpo")) for r in runs[arm]] for arm in arms}
     result["budget"] = {**run_info.get("budget", {}), "sft_tokens": {arm: statistics.fmean(r.sft_tokens() for r in runs[arm]) for arm in arms}}
     timing_path = out / "timing.jsonl"
     result["timing"] = _read_jsonl(timing_path) if timing_path.is_file() else []
     result["curves"] = {
         arm: {
-            "grpo": {k: [r.curve(k, r.grpo) for r in runs[arm]] for k in (*COMPONENTS, VAL_KEY)},
+            "grpo": {k: [r.curve(k, r.grpo) for r in runs[arm]] for k in (*COMPONENTS, *GROUP_KEYS, VAL_KEY)},
             "sft": {"train/loss": [r.curve("train/loss", r.sft) for r in runs[arm]]},
             "heldout": [r.heldout_curve() for r in runs[arm]],
         }
@@ -325,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "report.html").write_text(render_html({**result, "curves": curves, "trajectories": trajectories}))
     keys = ["model", *(f"{arm}_heldout_acc" for arm in result["arms"]), "seed_spread",
             *(k for k in result if k.startswith("margin_vs_") or k.startswith("trial_beats_"))]
-    print(json.dumps({k: result[k] for k in keys}))
+    print(json.dumps({**{k: result[k] for k in keys}, "verdicts": {k: v["verdict"] for k, v in result["verdicts"].items()}}))
     return 0
 
 

@@ -8,7 +8,7 @@ import statistics
 from typing import Any
 
 from .diagnostics import FAILURES, finite as _finite
-from .report import COMPONENTS, STAGES
+from .report import COMPONENTS, GROUP_KEYS, STAGES
 
 _COLORS = {"direct": "#1f77b4", "selfcorrect": "#2ca02c", "trial": "#d62728"}
 
@@ -138,6 +138,21 @@ def render_html(r: dict[str, Any]) -> str:
     paired_rows = "".join(_row(f"trial - {other}", stage, g, p["n"], f"{p['mean']:+.3f}", _interval(p), p["trial_only"],
                                p["other_only"], p["verdict"])
                           for other, stages in r.get("paired", {}).items() for stage in STAGES for g, p in stages[stage].items())
+    def ci(b: dict[str, Any]) -> str:
+        lo, hi = b["ci95"]
+        return "n/a" if lo is None else f"[{lo:+.3f}, {hi:+.3f}]"
+
+    verdict_rows = "".join(_row(name, v["levels"] if isinstance(v["levels"], str) else ",".join(v["levels"]), v["n_seeds"], v["n_tasks"],
+                                "n/a" if v["mean"] is None else f"{v['mean']:+.3f}", ci(v), f"<b>{html.escape(v['verdict'])}</b>")
+                           for name, v in r.get("verdicts", {}).items())
+    cluster = r.get("cluster", {})
+    cluster_rows = "".join(_row(f"trial - {other}", stage, g, b["n_seeds"], b["n_tasks"], "n/a" if b["mean"] is None else f"{b['mean']:+.3f}", ci(b))
+                           for other, stages in cluster.get("trial_minus", {}).items() for stage in STAGES for g, b in stages[stage].items())
+    cluster_rows += "".join(_row(f"{arm}: GRPO - SFT", "", g, b["n_seeds"], b["n_tasks"], "n/a" if b["mean"] is None else f"{b['mean']:+.3f}", ci(b))
+                            for arm, groups in cluster.get("grpo_gain", {}).items() for g, b in groups.items())
+    spread_rows = "".join(_row(arm, ", ".join(_fmt(x) for x in z["zero_spread_share"]["mean_per_step"]),
+                               ", ".join(_fmt(x) for x in z["answer_mixed_share"]["mean_per_step"]))
+                          for arm, z in r.get("zero_spread_share", {}).items())
     diag_rows = "".join(
         _row(arm, stage, group, *(_fmt(d.get(k)) for k in _SHOWN), *(_fmt(d.get("failures", {}).get(f)) for f in FAILURES))
         for arm in arms for stage in STAGES for group, d in r["diagnostics"][arm][stage].items()
@@ -154,7 +169,7 @@ def render_html(r: dict[str, Any]) -> str:
     charts = _svg_curves("held-out accuracy over GRPO steps (all levels)", heldout) + "".join(
         _svg_curves(f"held-out accuracy over GRPO steps, level {lv}", {arm: [c.get(lv, []) for c in r["curves"][arm]["heldout"]] for arm in arms})
         for lv in levels)
-    charts += "".join(_svg_curves(f"GRPO {k}", {arm: r["curves"][arm]["grpo"][k] for arm in arms}) for k in COMPONENTS)
+    charts += "".join(_svg_curves(f"GRPO {k}", {arm: r["curves"][arm]["grpo"][k] for arm in arms}) for k in (*COMPONENTS, *GROUP_KEYS))
     charts += _svg_curves("SFT train/loss", {arm: r["curves"][arm]["sft"]["train/loss"] for arm in arms})
     legend = " ".join(f"<span style='color:{_COLORS.get(a, '#333')}'>{html.escape(a)}</span>" for a in arms)
     return f"""<!doctype html><html><head><meta charset='utf-8'><title>ToyWorld: {' vs '.join(arms)}</title>
@@ -165,6 +180,10 @@ td{{border:1px solid #ccc;padding:2px 6px;font-size:13px}} pre{{white-space:pre-
 Arms ({legend}): direct (SFT on the gold call, GRPO trial_mode off), selfcorrect (SFT on a documented call that may fail
 and its correction from the error, GRPO trial_mode off), trial (SFT on probes, the corrected execution and the answer, GRPO
 trial_mode on). Accuracy: greedy validation on the seed's held-out tool catalogue, after SFT (GRPO step 0) and after GRPO.</p>
+<h2>Pre-registered verdicts (after GRPO; 95% cluster-bootstrap interval: seeds, then tasks within a seed, resampled)</h2>
+<table><tr><td>verdict</td><td>levels</td><td>seeds</td><td>tasks</td><td>mean difference</td><td>95% interval</td><td>reads</td></tr>{verdict_rows}</table>
+<h2>GRPO signal: share of groups with zero reward spread, and with mixed answers, per step (mean over seeds)</h2>
+<table><tr><td>arm</td><td>zero spread</td><td>answers mixed</td></tr>{spread_rows}</table>
 <h2>Held-out accuracy (mean, 95% t-interval over seeds, seeds as dots)</h2>{_svg_bars(r)}
 <table><tr><td>arm</td><td>after</td><td>mean</td><td>std</td><td>95% CI</td><td>per seed</td></tr>{acc_rows}</table>
 <h2>Held-out accuracy by level</h2><table><tr><td>arm</td><td>after</td><td>level</td><td>mean</td><td>95% CI</td><td>per seed</td></tr>{level_rows}</table>
@@ -175,6 +194,8 @@ trial_mode on). Accuracy: greedy validation on the seed's held-out tool catalogu
 exclude 0. trial only / other only: tasks solved by one arm and not the other.</p>
 <table><tr><td>comparison</td><td>after</td><td>level</td><td>tasks</td><td>mean difference</td><td>95% CI</td><td>trial only</td>
 <td>other only</td><td>verdict</td></tr>{paired_rows}</table>
+<h2>Cluster-bootstrap differences (seeds as clusters), per level group</h2>
+<table><tr><td>difference</td><td>after</td><td>levels</td><td>seeds</td><td>tasks</td><td>mean</td><td>95% interval</td></tr>{cluster_rows}</table>
 <h2>Learning curves (mean over seeds bold, each seed faint)</h2>{charts}
 <h2>Diagnostics on the held-out tasks (means per task over seeds)</h2>
 <p>answer_seen: the right call was made; target_called: the task's tool was called; first_call_real / first_call_documented:

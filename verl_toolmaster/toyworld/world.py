@@ -9,7 +9,16 @@ question whose answer only a tool call gives ("What is the code of "open"?"), at
 * level 2: one tool whose documentation names one parameter wrongly (a stale name): a call written from the
   schema fails, and the error's usage line gives the real names;
 * level 3: two or three tools with the same signature and vague descriptions (and stale names): only calling
-  them shows which one computes what the question asks.
+  them shows which one computes what the question asks;
+* level 4 (side effects): a ``deposit`` tool on the task's accounts whose documentation names the amount wrongly;
+  like many JSON APIs it ignores an argument it does not take and a missing amount defaults to 1, so a call written
+  from the docs *succeeds* and deposits 1 (the result echoes what was applied, under the real names). The deposit
+  stays: only a further deposit of the difference repairs the balance;
+* level 5 (silent misdocumentation): a ``transfer`` tool whose documentation swaps the roles of its two accounts, so
+  a call written from the docs succeeds and moves the money the wrong way (the result says which account was
+  debited); undoing it takes a transfer back.
+
+Levels 4 and 5 are scored on the real final balances as well as the answer; trials run on a fork of the accounts.
 
 Tasks are :class:`~verl_toolmaster.data.task.Task` records (env kind ``toyworld``, data source ``toyworld``); the
 generator (:mod:`.generate`) turns them into RL and SFT rows.
@@ -27,10 +36,12 @@ from typing import Any
 from ..data.schemas import function_tool
 from ..data.task import Task
 from ..data.toyworld import SOURCE
-from ..envs.toyworld import INTEGER, OPS, STRING, parse_impl
+from ..envs.toyworld import INTEGER, OPS, STATEFUL_OPS, STRING, parse_impl
 
 SPLITS = ("train", "test")
-LEVELS = (1, 2, 3)
+LEVELS = (1, 2, 3, 4, 5)
+LEVEL_OPS = {4: "deposit", 5: "transfer"}  # the one op of each stateful level; levels 1-3 use the stateless ops
+DEPOSIT_DEFAULT = 1  # what a level-4 deposit applies when the amount is missing (written under a stale name)
 # "shared": both catalogues build names from all NAME_WORDS, every tool name (word pair) belongs to one catalogue
 # only; "disjoint": each catalogue has its own half of the words. With "disjoint", a held-out name is made of tokens
 # that never were an SFT target, and a small model learns not to write them (docs/toyworld.md, the experiment).
@@ -67,6 +78,8 @@ QUESTIONS = {
     "join": "What is {0} joined with {1}?",
     "repeat": "What is {0} repeated {1} times?",
     "lookup": "What is the {label} of {0}?",
+    "deposit": "Into {0}, deposit {1}. What is the balance of {0} now?",
+    "transfer": "From {0} to {1}, move {2}. What is the balance of {1} now?",
 }
 # Accurate descriptions (levels 1-2) and vague ones by signature (level 3).
 DESCRIPTIONS = {
@@ -76,16 +89,22 @@ DESCRIPTIONS = {
     "join": "Joins two words.",
     "repeat": "Repeats a word.",
     "lookup": "Returns the {label} of an item.",
+    "deposit": "Adds an amount to the balance of an account.",
+    "transfer": "Moves an amount from one account to another.",
 }
+# Level-5 parameter descriptions of a transfer tool, by true role; the documentation swaps the two accounts'.
+ROLE_TEXT = ("the account the amount is taken from", "the account the amount goes to", "how much to move")
 VAGUE = {(INTEGER, INTEGER): "Takes two integers.", (STRING, STRING): "Takes two words.", (STRING, INTEGER): "Takes a word and a count.", (STRING,): "Takes a word."}
 
 # Short system texts (the protocol's default ones cost ~300 tokens of the tiny tokenizer). Both arms are told the
 # same fact about the world; only the protocol differs.
+# The hint is the same for every arm (the protocol sentences differ); what a call does to the accounts is kept.
+HINT = "Tool docs may be wrong. Tool actions are kept. If a call fails or does not do what was asked, read the result and fix it."
 SYSTEM_TRIAL = (
-    "Tool docs may be wrong. Start each reply with one tag: <trial>note</trial> and tool calls to probe tools, "
+    HINT + " Start each reply with one tag: <trial>note</trial> and tool calls to probe tools on a scratch copy (not kept), "
     "<execute>note</execute> and tool calls to do the task, or <answer>result</answer> to finish. Trials come first."
 )
-SYSTEM_DIRECT = "Tool docs may be wrong. Call tools to do the task; if a call fails, read the error and retry. Finish with <answer>result</answer>."
+SYSTEM_DIRECT = HINT + " Call tools to do the task. Finish with <answer>result</answer>."
 
 
 def system_text(trial_mode: str) -> str:
@@ -104,7 +123,7 @@ class WorldConfig:
     train_tasks: int = 512  # tasks over the train catalogue
     test_tasks: int = 120  # tasks over the test catalogue
     levels: tuple[int, ...] = (1, 2)  # difficulty levels drawn uniformly per task
-    max_int: int = 9  # integer arguments are drawn from 1..max_int (results stay small: few tokens)
+    max_int: int = 9  # integer arguments (and level 4-5 amounts, from 2) are drawn from 1..max_int (few tokens)
     table_size: int = 4  # entries per lookup table
     vocabulary: str = "shared"  # name words: "shared" by the catalogues (names split) or "disjoint" halves
 
@@ -138,27 +157,40 @@ class ToyTool:
     table: dict[str, str] | None = None  # lookup table (op "lookup")
 
     def impl(self) -> dict[str, Any]:
-        """The env spec's ``impl`` entry."""
+        """The env spec's ``impl`` entry (a deposit ignores unknown arguments and defaults its amount, as level 4 says)."""
         out: dict[str, Any] = {"op": self.op, "params": self.params, "label": self.label}
         if self.table is not None:
             out["table"] = self.table
+        if self.op == "deposit":
+            out["defaults"] = {self.params[1][0]: DEPOSIT_DEFAULT}
+            out["ignore_unknown"] = True
         return out
 
+    def documented_params(self, level: int) -> list[str]:
+        """Parameter names in the order the level's schema lists them (the order a reader fills the question's
+        values into): stale names at levels 2-4; at level 5 a transfer's two accounts swapped."""
+        names = [self.stale.get(n, n) if level in (2, 3, 4) else n for n, _ in self.params]
+        if level == 5:
+            names[0], names[1] = names[1], names[0]
+        return names
+
     def schema(self, level: int) -> dict[str, Any]:
-        """The OpenAI schema shown at ``level``: stale names from level 2, a vague description at level 3."""
-        props = {}
-        for name, kind in self.params:
-            shown = self.stale.get(name, name) if level >= 2 else name
-            props[shown] = {"type": kind}
-        if level >= 3:
-            desc = VAGUE[tuple(k for _, k in self.params)]
-        else:
-            desc = DESCRIPTIONS[self.op].format(label=self.label)
+        """The OpenAI schema shown at ``level``: stale names at levels 2-4, a vague description at level 3, swapped
+        account roles at level 5 (the only level whose parameters carry descriptions)."""
+        kinds = dict(self.params)
+        real = [n for n, _ in self.params]
+        props: dict[str, Any] = {}
+        for i, shown in enumerate(self.documented_params(level)):
+            props[shown] = {"type": kinds.get(shown) or self.params[i][1]}
+            if level == 5:
+                props[shown]["description"] = ROLE_TEXT[i]
+        assert level != 5 or sorted(props) == sorted(real)
+        desc = VAGUE[tuple(k for _, k in self.params)] if level == 3 else DESCRIPTIONS[self.op].format(label=self.label)
         return function_tool(self.name, desc, {"type": "object", "properties": props, "required": list(props)})
 
     def documented_arguments(self, arguments: dict[str, Any], level: int) -> dict[str, Any]:
-        """``arguments`` (true names) as a reader of the level's schema writes them."""
-        return {(self.stale.get(k, k) if level >= 2 else k): v for k, v in arguments.items()}
+        """``arguments`` (true names, in parameter order) as a reader of the level's schema writes them."""
+        return dict(zip(self.documented_params(level), arguments.values()))
 
 
 @dataclass
@@ -226,7 +258,7 @@ def build_catalogue(seed: int, split: str, n_tools: int, table_size: int = 4, vo
                 names_used.add(name)
                 break
         types = OPS[op].types
-        params, stale = _parameter_names(rng, [w for w in pool if w not in words], types)
+        params, stale = _parameter_names(rng, [w for w in pool if w not in words], types, op)
         label = OPS[op].label or rng.choice(ATTRIBUTES)
         table = None
         if op == "lookup":
@@ -236,16 +268,19 @@ def build_catalogue(seed: int, split: str, n_tools: int, table_size: int = 4, vo
     return tools
 
 
-def _parameter_names(rng: random.Random, pool: list[str], types: tuple[str, ...]) -> tuple[list[list[str]], dict[str, str]]:
+def _parameter_names(rng: random.Random, pool: list[str], types: tuple[str, ...], op: str = "") -> tuple[list[list[str]], dict[str, str]]:
     """True parameter names and one stale documented name, both in alphabetical order.
 
     RL rows store the env spec with sorted keys (``rl_row``), so a schema's properties reach the model sorted; the
     names are chosen so that sorting keeps the true parameter order (the order the question lists the values in)
-    for the real names and for the documented ones alike.
+    for the real names and for the documented ones alike. A deposit's stale name is its amount's (level 4); a
+    transfer's names sort with its two accounts swapped, the order its level-5 documentation lists them in.
     """
     while True:
         names = sorted(rng.sample(pool, len(types)))
-        i = rng.randrange(len(names))
+        if op == "transfer":
+            return [[names[1], types[0]], [names[0], types[1]], [names[2], types[2]]], {}
+        i = len(names) - 1 if op == "deposit" else rng.randrange(len(names))
         wrong = rng.choice([w for w in pool if w not in names])
         documented = names[:i] + [wrong] + names[i + 1 :]
         if documented == sorted(documented):
@@ -256,9 +291,13 @@ def build_world(seed: int, tools_per_split: int = 512, table_size: int = 4, voca
     return World(seed, {s: build_catalogue(seed, s, tools_per_split, table_size, vocabulary) for s in SPLITS}, vocabulary)
 
 
-def _draw_arguments(tool: ToyTool, rng: random.Random, max_int: int) -> dict[str, Any]:
+def _draw_arguments(tool: ToyTool, rng: random.Random, max_int: int, accounts: list[str] | None = None) -> dict[str, Any]:
     values: list[Any] = []
-    if tool.op == "lookup":
+    if tool.op == "deposit":
+        values = [rng.choice(accounts or []), rng.randint(DEPOSIT_DEFAULT + 1, max(max_int, DEPOSIT_DEFAULT + 1))]
+    elif tool.op == "transfer":
+        values = [*rng.sample(accounts or [], 2), rng.randint(2, max(max_int, 2))]
+    elif tool.op == "lookup":
         values = [rng.choice(sorted(tool.table or {}))]
     elif tool.op == "repeat":
         values = [rng.choice(VALUE_WORDS), rng.randint(2, 3)]
@@ -279,12 +318,16 @@ def make_task(world: World, split: str, index: int, level: int, max_int: int = 9
     """Task ``index`` of ``split`` at ``level`` (deterministic in the world seed, split, index and level)."""
     catalogue = world.catalogues[split]
     rng = random.Random(f"toyworld:{world.seed}:{split}:task:{index}:{level}")
-    target = rng.choice(catalogue)
+    if level in LEVEL_OPS:
+        target = rng.choice([t for t in catalogue if t.op == LEVEL_OPS[level]])
+    else:
+        target = rng.choice([t for t in catalogue if t.op not in STATEFUL_OPS])
     tools = [target]
-    if level >= 3:
+    if level == 3:
         # tools with the same signature and another output label: arithmetic ops among themselves, lookups of
         # other attributes (join and repeat have no such sibling: those tasks fall back to level 2)
-        same = [t for t in catalogue if t is not target and OPS[t.op].types == OPS[target.op].types and t.label != target.label]
+        same = [t for t in catalogue if t is not target and t.op not in STATEFUL_OPS and OPS[t.op].types == OPS[target.op].types
+                and t.label != target.label]
         if not same:
             level = 2
         else:
@@ -294,10 +337,21 @@ def make_task(world: World, split: str, index: int, level: int, max_int: int = 9
             labels = rng.sample(sorted(by_label), min(len(by_label), rng.randint(1, 2)))
             tools += [rng.choice(by_label[lb]) for lb in labels]  # every tool of the task has its own output label
             rng.shuffle(tools)
-    arguments = _draw_arguments(target, rng, max_int)
+    accounts: dict[str, int] = {}
+    if target.op in STATEFUL_OPS:  # three accounts with balances no wrong-way transfer can overdraw
+        accounts = {w: rng.randint(10, 30) for w in rng.sample(VALUE_WORDS, 3)}
+    arguments = _draw_arguments(target, rng, max_int, sorted(accounts))
     impl = parse_impl(target.name, target.impl(), f"toyworld task {index}")
-    answer = impl.run(list(arguments.values()))
-    env = {"kind": "toyworld", "tools": [t.schema(level) for t in tools], "impl": {t.name: t.impl() for t in tools}}
+    final: dict[str, int] | None = None
+    if impl.stateful:
+        final = dict(accounts)
+        impl.act(final, dict(arguments))
+        answer: Any = final[list(arguments.values())[-2]]  # the deposit's account / the transfer's target
+    else:
+        answer = impl.run(list(arguments.values()))
+    env: dict[str, Any] = {"kind": "toyworld", "tools": [t.schema(level) for t in tools], "impl": {t.name: t.impl() for t in tools}}
+    if accounts:
+        env["accounts"] = accounts
     # the key order RL rows store (rl_row sorts keys): SFT rows then render the tools exactly as rollouts do
     env = json.loads(json.dumps(env, sort_keys=True))
     return Task(
@@ -305,7 +359,8 @@ def make_task(world: World, split: str, index: int, level: int, max_int: int = 9
         source=SOURCE,
         query=_question(target, arguments),
         env=env,
-        ground_truth={"answer": str(answer), "level": level, "op": target.op, "tool": target.name},
+        ground_truth={"answer": str(answer), "level": level, "op": target.op, "tool": target.name,
+                      **({"accounts": final} if final is not None else {})},
         gold=[[[{"name": target.name, "arguments": arguments}]]],
         gold_answers=[str(answer)],
         split=split,
