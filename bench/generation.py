@@ -150,15 +150,19 @@ def batch1(model: Any, prompts: list[list[int]], max_new: int, stop: list[int]) 
     return outs, time.perf_counter() - start
 
 
-def concurrently(server: Any, prompts: list[list[int]], params: dict[str, Any], log_probs: list | None = None) -> tuple[list[list[int]], float]:
+def concurrently(server: Any, prompts: list[list[int]], params: dict[str, Any], log_probs: list | None = None,
+                 run: Any = asyncio.run) -> tuple[list[list[int]], float]:
     """All prompts at once through ``server.generate`` (verl's server contract); (replies, wall seconds). Each reply's
-    log-probs are appended to ``log_probs`` when given."""
+    log-probs are appended to ``log_probs`` when given. ``run`` runs the coroutine (a :class:`LoopThread`'s for vLLM);
+    request ids are unique per call, as vLLM requires of requests in flight on one engine."""
 
     async def main():
-        return await asyncio.gather(*[server.generate(request_id=f"r{i}", prompt_ids=p, sampling_params=dict(params)) for i, p in enumerate(prompts)])
+        tag = time.monotonic_ns()
+        return await asyncio.gather(*[server.generate(request_id=f"r{tag}-{i}", prompt_ids=p, sampling_params=dict(params))
+                                      for i, p in enumerate(prompts)])
 
     start = time.perf_counter()
-    outs = asyncio.run(main())
+    outs = run(main())
     took = time.perf_counter() - start
     if log_probs is not None:
         log_probs.extend(list(o.log_probs) for o in outs)
@@ -195,17 +199,7 @@ class LoopThread:
 def concurrently_on(loop: LoopThread, server: Any, prompts: list[list[int]], params: dict[str, Any],
                     log_probs: list | None = None) -> tuple[list[list[int]], float]:
     """:func:`concurrently` on ``loop`` (for the vLLM engine)."""
-
-    async def main():
-        return await asyncio.gather(*[server.generate(request_id=f"v{time.monotonic_ns()}-{i}", prompt_ids=p,
-                                                      sampling_params=dict(params)) for i, p in enumerate(prompts)])
-
-    start = time.perf_counter()
-    outs = loop.run(main())
-    took = time.perf_counter() - start
-    if log_probs is not None:
-        log_probs.extend(list(o.log_probs) for o in outs)
-    return [list(o.token_ids) for o in outs], took
+    return concurrently(server, prompts, params, log_probs, run=loop.run)
 
 
 def cold(server: Any, loop: "LoopThread | None" = None) -> Any:
