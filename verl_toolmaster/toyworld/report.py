@@ -320,8 +320,9 @@ def verdicts(runs: dict[str, list[ArmRun]]) -> dict[str, Any]:
         if arm not in runs or other not in runs:
             continue
         interval = cluster_bootstrap(_cluster_rows(runs[arm], runs[other], "grpo", "grpo"), levels)
-        out[name] = {**interval, "levels": list(levels) if levels else "all", "verdict": f"{arm} {_verdict(interval)}"
-                     if _verdict(interval) in ("better", "worse") else _verdict(interval)}
+        reading = _verdict(interval)
+        out[name] = {**interval, "levels": list(levels) if levels else "all",
+                     "verdict": f"{arm} {reading}" if reading in ("better", "worse") else reading}
     for arm, arm_runs in runs.items():
         interval = cluster_bootstrap(_cluster_rows(arm_runs, arm_runs, "grpo", "sft"), None)
         out[f"grpo_gain_{arm}"] = {**interval, "levels": "all", "verdict": {"better": "GRPO gained", "worse": "GRPO lost"}.get(_verdict(interval), _verdict(interval))}

@@ -177,14 +177,11 @@ class ToyTool:
     def schema(self, level: int) -> dict[str, Any]:
         """The OpenAI schema shown at ``level``: stale names at levels 2-4, a vague description at level 3, swapped
         account roles at level 5 (the only level whose parameters carry descriptions)."""
-        kinds = dict(self.params)
-        real = [n for n, _ in self.params]
         props: dict[str, Any] = {}
         for i, shown in enumerate(self.documented_params(level)):
-            props[shown] = {"type": kinds.get(shown) or self.params[i][1]}
+            props[shown] = {"type": self.params[i][1]}  # level 5 swaps the two accounts: both strings
             if level == 5:
                 props[shown]["description"] = ROLE_TEXT[i]
-        assert level != 5 or sorted(props) == sorted(real)
         desc = VAGUE[tuple(k for _, k in self.params)] if level == 3 else DESCRIPTIONS[self.op].format(label=self.label)
         return function_tool(self.name, desc, {"type": "object", "properties": props, "required": list(props)})
 
