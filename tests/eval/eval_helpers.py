@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import shutil
+import subprocess
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 DATASETS = {  # shared benchmark -> path under the sample folder handed to prepare.py --input
     "toolhop": "toolhop/toolhop_dev10.jsonl",
@@ -77,3 +83,38 @@ def gold_rows(parquet: Path) -> dict[str, bool]:
         extra = row["extra_info"]
         out[extra["task_id"]] = json.loads(extra["gold"]) is not None
     return out
+
+
+# ------------------------------------------------------------------------------------------- report pages in Chromium
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium); the report is not browser-checked"
+)
+CONSOLE = re.compile(r":CONSOLE[:(]")
+
+
+def load(path: Path) -> tuple[str, list[str]]:
+    """(serialised DOM, console messages) of a file opened in headless Chromium."""
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--dump-dom", path.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout, [line for line in proc.stderr.splitlines() if CONSOLE.search(line)]
+
+
+class Parsed(HTMLParser):
+    """Elements, attributes and text of a serialised DOM."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+
+    def handle_data(self, data):
+        self.text.append(data)

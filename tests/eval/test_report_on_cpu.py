@@ -4,50 +4,14 @@ and tool text never becomes markup."""
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
-from eval_helpers import prepare, run_cli
+from eval_helpers import Parsed, load, needs_chromium, prepare, run_cli
 
 from verl_toolmaster.eval import metrics as metrics_mod
 from verl_toolmaster.eval.report import write_report
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium); the report is not browser-checked"
-)
 HOSTILE = '<script>alert("x")</script><img src=x onerror="alert(1)">&amp; </pre></details><marquee>moving</marquee>'
-CONSOLE = re.compile(r":CONSOLE[:(]")
-
-
-class Parsed(HTMLParser):
-    """Elements, attributes and text of a serialised DOM."""
-
-    def __init__(self, html: str):
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
-        self.text: list[str] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, attrs))
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
-def load(path: Path) -> tuple[str, list[str]]:
-    """(serialised DOM, console messages) of a file opened in headless Chromium."""
-    proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--dump-dom", path.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout, [line for line in proc.stderr.splitlines() if CONSOLE.search(line)]
 
 
 @needs_chromium

@@ -180,6 +180,13 @@ def test_rl_recipe_composes_and_wires_toolmaster(recipe):
     check_rl(composed(recipe), gpu=not recipe.is_cpu)
 
 
+@pytest.mark.parametrize("recipe", [r for r in RL_RECIPES if r.is_cpu], ids=_ids([r for r in RL_RECIPES if r.is_cpu]))
+def test_cpu_rl_recipes_train_without_gradient_checkpointing(recipe):
+    """verl's actor default recomputes every layer in the backward pass (GPU memory); on CPU that is time for nothing
+    (bench/cpu_training.py, grpo_update_ratio_vs_plain)."""
+    assert composed(recipe).actor_rollout_ref.model.enable_gradient_checkpointing is False
+
+
 @pytest.mark.parametrize("recipe", SFT_RECIPES, ids=_ids(SFT_RECIPES))
 def test_sft_recipe_composes_and_uses_our_dataset(recipe):
     cfg = composed(recipe)

@@ -67,11 +67,12 @@ def hbar_chart(title: str, items: Sequence[tuple[str, float | None]], *, vmax: f
     return Markup("".join(parts))
 
 
-def grouped_chart(title: str, groups: Sequence[tuple[str, Sequence[tuple[str, float | None]]]], colors: dict[str, str]) -> Markup:
-    """Horizontal grouped bars: per group label, one bar per series, with a legend."""
-    series = [s for s, _ in groups[0][1]] if groups else []
-    values = [v for _, row in groups for _, v in row if v is not None]
-    top = max(values) if values and max(values) > 0 else 1.0
+def grouped_chart(title: str, groups: Sequence[tuple[str, Sequence[tuple]]], colors: dict[str, str], *, vmax: float | None = None) -> Markup:
+    """Horizontal grouped bars: per group label, one bar per series, with a legend. A series item is
+    ``(series, value)`` or ``(series, value, (lo, hi))``: the interval is drawn as a whisker."""
+    series = [item[0] for item in groups[0][1]] if groups else []
+    values = [item[1] for _, row in groups for item in row if item[1] is not None]
+    top = vmax if vmax is not None else (max(values) if values and max(values) > 0 else 1.0)
     label_w, bar_w, bar_h, pad = 230, 330, 14, 44
     group_h = bar_h * max(1, len(series)) + 10
     height = pad + group_h * max(1, len(groups)) + 8
@@ -83,13 +84,64 @@ def grouped_chart(title: str, groups: Sequence[tuple[str, Sequence[tuple[str, fl
     for i, (label, row) in enumerate(groups):
         y0 = pad + i * group_h
         parts.append(f'<text x="{label_w - 6}" y="{y0 + group_h / 2 + 2:.1f}" text-anchor="end" class="chart-label"><title>{escape(label)}</title>{escape(_label(label))}</text>')
-        for k, (s, value) in enumerate(row):
+        for k, (s, value, *interval) in enumerate(row):
             y = y0 + k * bar_h
             w = 0.0 if value is None else max(0.0, min(1.0, value / top)) * bar_w
             parts.append(f'<rect x="{label_w}" y="{y + 1}" width="{w:.1f}" height="{bar_h - 2}" fill="{colors.get(s, _BAR)}"/>')
-            parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 3}" class="chart-value">{escape(_fmt(value))}</text>')
+            text_x = label_w + w + 4
+            if interval and interval[0] is not None:
+                lo, hi = (label_w + max(0.0, min(1.0, b / top)) * bar_w for b in interval[0])
+                parts.append(f'<line x1="{lo:.1f}" x2="{hi:.1f}" y1="{y + bar_h / 2:.1f}" y2="{y + bar_h / 2:.1f}" stroke="#222"/>')
+                text_x = max(text_x, hi + 4)
+            parts.append(f'<text x="{text_x:.1f}" y="{y + bar_h - 3}" class="chart-value">{escape(_fmt(value))}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def line_chart(title: str, series: dict[str, Sequence[tuple[float, float]]], colors: dict[str, str], *, xlabel: str = "step",
+               ymin: float | None = None, ymax: float | None = None) -> Markup:
+    """Lines (with points) of (x, y) per series, with axes' end values and a legend; a series with one point is a
+    dot. ``ymin``/``ymax`` fix the y range (e.g. 0..1 for shares), otherwise it is the data's."""
+    width, height, left, right, top, bottom = 540, 230, 46, 12, 44, 28
+    series = {name: line for name, line in series.items() if line}
+    pts = [p for line in series.values() for p in line]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{escape(title)}">',
+             f'<text x="4" y="16" class="chart-title">{escape(title)}</text>']
+    for k, name in enumerate(series):
+        x = left + k * 160
+        parts.append(f'<rect x="{x}" y="24" width="12" height="4" fill="{colors.get(name, _BAR)}"/><text x="{x + 16}" y="30" class="chart-value">{escape(_label(name, 22))}</text>')
+    if not pts:
+        parts.append(f'<text x="{left}" y="{top + 20}" class="chart-value">no data</text></svg>')
+        return Markup("".join(parts))
+    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    y0 = ymin if ymin is not None else min(p[1] for p in pts)
+    y1 = ymax if ymax is not None else max(p[1] for p in pts)
+    if y1 - y0 < 1e-12:
+        y0, y1 = y0 - 0.5, y1 + 0.5
+    if x1 == x0:  # one step: centred
+        x0, x1 = x0 - 1, x1 + 1
+
+    def xy(x: float, y: float) -> tuple[float, float]:
+        return (left + (x - x0) / (x1 - x0) * (width - left - right), top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom))
+
+    parts += [f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="none" stroke="#ccc"/>',
+              f'<text x="{left - 4}" y="{top + 9}" text-anchor="end" class="chart-value">{escape(_num(y1))}</text>',
+              f'<text x="{left - 4}" y="{height - bottom}" text-anchor="end" class="chart-value">{escape(_num(y0))}</text>',
+              f'<text x="{left}" y="{height - 10}" class="chart-value">{escape(xlabel)} {escape(_num(x0))}</text>',
+              f'<text x="{width - right}" y="{height - 10}" text-anchor="end" class="chart-value">{escape(_num(x1))}</text>']
+    for name, line in series.items():
+        color = colors.get(name, _BAR)
+        coords = [xy(x, y) for x, y in sorted(line)]
+        if len(coords) > 1:
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in coords)}"/>')
+        for (a, b), (x, y) in zip(coords, sorted(line)):
+            parts.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{color}"><title>{escape(name)}: {escape(xlabel)} {escape(_num(x))}, {escape(_num(y))}</title></circle>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _num(v: float) -> str:
+    return f"{v:.0f}" if float(v).is_integer() and abs(v) >= 1 else f"{v:.3g}"
 
 
 def plots(body: dict[str, Any]) -> list[Markup]:

@@ -33,13 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..eval.stats import summary, wilson
+from ..rollout_metrics import ANSWER_MIXED, ZERO_SPREAD
 from . import diagnostics as diag
 
 ARMS = ("direct", "selfcorrect", "trial")
 COMPONENTS = ("critic/score/mean", "reward/answer/mean", "reward/format/mean", "reward/trial/mean", "reward/cost/mean")
 VAL_KEY = "val-core/toyworld/acc/mean@1"
 STAGES = ("sft", "grpo")
-GROUP_KEYS = ("toolmaster/grpo/zero_spread_share", "toolmaster/grpo/answer_mixed_share")
+GROUP_KEYS = (ZERO_SPREAD, ANSWER_MIXED)
 CONTROL_LEVELS = ("1", "2", "3")  # a trial can only cost here: a failed execute call is free and its error tells all
 CONSEQUENCE_LEVELS = ("4", "5")  # a wrong execute call's effect stays; a trial on the fork shows it for free
 BOOTSTRAP = 4000  # cluster-bootstrap resamples
@@ -53,9 +55,6 @@ VERDICT_RULES = {
     "trial_vs_direct_controls": ("trial", "direct", CONTROL_LEVELS),
     "trial_vs_selfcorrect_all": ("trial", "selfcorrect", None),
 }
-# two-sided 95% Student t quantiles by degrees of freedom (1..30); larger samples use the normal quantile
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110,
-        2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
 
 
 class ReportError(Exception):
@@ -154,24 +153,6 @@ def arms_in(out: Path, seeds: list[int]) -> list[str]:
         if missing:
             raise ReportError(f"{out / f'seed{s}'}: arms {missing} missing (seed {seeds[0]} has them)")
     return arms
-
-
-def summary(values: list[float]) -> dict[str, Any]:
-    """Mean, sample standard deviation and 95% t-interval of values (per seed, or per paired task)."""
-    n = len(values)
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if n > 1 else 0.0
-    half = (_T95[n - 2] if n - 1 <= len(_T95) else 1.96) * sd / math.sqrt(n) if n > 1 else float("nan")
-    return {"n": n, "values": values, "mean": mean, "std": sd, "ci95": [mean - half, mean + half]}
-
-
-def wilson(k: int, n: int) -> list[float]:
-    """95% Wilson score interval of a proportion k/n."""
-    z = 1.96
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
 def _solved(sample: dict[str, Any]) -> bool:
