@@ -17,7 +17,8 @@ chat template, loss on the assistant tokens only):
 * verl's ``sft_trainer`` (CPU backend, FSDP2, the recipe's settings) on the same rows: seconds per step from two runs
   of 1 and 1+N steps (start-up cancels out), against the plain ``fp32`` step -> ``sft_step_ratio_vs_plain``;
 * verl's ``main_ppo`` GRPO update (``timing_s/update_actor``, scripted rollouts of fixed length so both sides train
-  on the same token counts) against a plain policy-gradient update of the same shape -> ``grpo_update_ratio_vs_plain``;
+  on the same token counts) against a plain policy-gradient update of the same shape -> ``grpo_update_ratio_vs_plain``
+  (``--grpo-checkpointing``: also with verl's default gradient checkpointing -> ``grpo_update_ratio_checkpointing_vs_plain``);
 * the ``hfcpu`` rollout server against plain ``model.generate`` on the same concurrent requests ->
   ``generate_ratio_vs_plain`` (times; lower is better, 1.0 = parity);
 * a GRPO step's generation (``timing_s/gen``) of ``main_ppo`` (recipes/cpu/pipeline_grpo.yaml, sampled ToyWorld
@@ -207,18 +208,18 @@ def verl_sft_step(model_dir: str, data: Path, batch: int, steps: int, work: Path
 
 # ------------------------------------------------------------------------------------------------ verl grpo
 
-def verl_grpo_update(model_dir: str, work: Path, steps: int) -> dict:
-    """``timing_s/update_actor`` of ``main_ppo`` (recipes/cpu/pipeline_grpo.yaml, scripted rollouts) and the shape
-    of the batch it trained on (sequences, mean prompt and response tokens)."""
+def verl_grpo_update(model_dir: str, work: Path, steps: int, overrides: tuple[str, ...] = (), name: str = "grpo") -> dict:
+    """``timing_s/update_actor`` of ``main_ppo`` (recipes/cpu/pipeline_grpo.yaml plus ``overrides``, scripted
+    rollouts) and the shape of the batch it trained on (sequences, mean prompt and response tokens)."""
     from verl_toolmaster.data.smoke import write_smoke_run
     from verl_toolmaster.verl_logs import parse_steps
 
     data, script = write_smoke_run(work / "grpo_rows", 16)
     cmd = [sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(REPO / "recipes/cpu"), "--config-name", "pipeline_grpo",
            f"actor_rollout_ref.model.path={model_dir}", f"data.train_files={data}", f"data.val_files={data}",
-           f"trainer.total_training_steps={1 + steps}", f"trainer.default_local_dir={work / 'grpo'}", "trainer.logger=[console]",
-           "actor_rollout_ref.rollout.name=hfcpu"]  # scripted rollouts are hfcpu's
-    log = work / "grpo.log"
+           f"trainer.total_training_steps={1 + steps}", f"trainer.default_local_dir={work / name}", "trainer.logger=[console]",
+           "actor_rollout_ref.rollout.name=hfcpu", *overrides]  # scripted rollouts are hfcpu's
+    log = work / f"{name}.log"
     timed_cmd(cmd, dict(cpu_env(), TOOLMASTER_HFCPU_SCRIPT=str(script)), log)
     metrics = parse_steps(log.read_text())
     timed = [metrics[k] for k in sorted(metrics)[1:]]  # step 1 carries one-off warm-up
@@ -351,6 +352,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
     ap.add_argument("--requests", type=int, default=16, help="concurrent generation requests (default 16)")
     ap.add_argument("--max-new-tokens", type=int, default=48, help="tokens per generation request (default 48)")
+    ap.add_argument("--grpo-checkpointing", action="store_true",
+                    help="also time the GRPO update with verl's default gradient checkpointing (the CPU recipes turn it off)")
     ap.add_argument("--child-plain", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child-grpo", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
@@ -401,6 +404,11 @@ def main() -> None:
         print(f"plain PG update: {ref}", file=sys.stderr)
         figures["verl_grpo"], figures["plain_grpo"] = grpo, ref
         figures["grpo_update_ratio_vs_plain"] = round(grpo["update_s"] / ref["update_s"], 3)
+        if args.grpo_checkpointing:
+            ckpt = verl_grpo_update(model, work, args.steps, ("actor_rollout_ref.model.enable_gradient_checkpointing=true",), "grpo_ckpt")
+            print(f"verl main_ppo update, gradient checkpointing on: {ckpt}", file=sys.stderr)
+            figures["verl_grpo_checkpointing"] = ckpt
+            figures["grpo_update_ratio_checkpointing_vs_plain"] = round(ckpt["update_s"] / ref["update_s"], 3)
     if "generate" in parts:
         gen = generate_ratio(model, args.requests, args.max_new_tokens)
         print(f"generation: {gen}", file=sys.stderr)
