@@ -376,7 +376,7 @@ def main() -> None:
     parts = set(args.only or ("plain", "sft", "grpo", "generate", "grpo_gen"))
     figures: dict = {"model": model, "batch": args.batch, "threads": int(cpu_env()["OMP_NUM_THREADS"])}
     plain: dict = {}
-    if parts & {"plain", "sft", "grpo"}:
+    if parts & {"plain", "sft"}:  # the GRPO ratio has its own plain reference (plain_grpo_update)
         settings = [x for x in args.settings.split(",") if x] if "plain" in parts else []
         unknown = sorted(set(settings) - set(PLAIN_SETTINGS))
         if unknown:
