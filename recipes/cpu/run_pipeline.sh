@@ -12,23 +12,24 @@
 # with the SFT loss, GRPO's per-step curves (reward, zero-spread groups, held-out accuracy when GRPO_TEST_FREQ > 0),
 # stage times and held-out trajectories; the last line is one JSON object (python -m verl_toolmaster.eval.pipeline).
 # Env: TOOLMASTER_OUT (default outputs/cpu; stages rerun from scratch),
-#   BASE_MODEL (smollm2 | tiny | an HF model directory; default smollm2), SFT_STEPS (30), GRPO_STEPS (3),
-#   LEVELS (ToyWorld levels of GRPO and the evaluation, 1,2), SFT_LEVELS (levels SFT demonstrates, = LEVELS),
-#   TRAIN_TASKS (ToyWorld training tasks, 400), TEST_TASKS (held-out ToyWorld tasks, 24), TOOLHOP_ROWS (5),
-#   GRPO_TEST_FREQ (validate on the held-out ToyWorld tasks inside GRPO every N steps, 0 = never; 0),
+#   BASE_MODEL (smollm2 | tiny | an HF model directory; default smollm2), SFT_STEPS (12), GRPO_STEPS (10),
+#   LEVELS (ToyWorld levels of GRPO and the evaluation, 1,2,3), SFT_LEVELS (levels SFT demonstrates, 1,2),
+#   TRAIN_TASKS (ToyWorld training tasks, 400), TEST_TASKS (held-out ToyWorld tasks, 36), TOOLHOP_ROWS (5),
+#   GRPO_TEST_FREQ (validate on the held-out ToyWorld tasks inside GRPO before training and every N steps,
+#   0 = never; 5),
 #   EVAL_CONCURRENCY (rows in flight, 8), FROM (base | sft | grpo: start at that stage, keeping the earlier stages'
 #   outputs in TOOLMASTER_OUT, e.g. FROM=grpo after a failed GRPO stage; default base).
 export TOOLMASTER_OUT=${TOOLMASTER_OUT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/outputs/cpu}
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 BASE_MODEL=${BASE_MODEL:-smollm2}
-SFT_STEPS=${SFT_STEPS:-30}
-GRPO_STEPS=${GRPO_STEPS:-3}
+SFT_STEPS=${SFT_STEPS:-12}
+GRPO_STEPS=${GRPO_STEPS:-10}
 TRAIN_TASKS=${TRAIN_TASKS:-400}
-TEST_TASKS=${TEST_TASKS:-24}
+TEST_TASKS=${TEST_TASKS:-36}
 TOOLHOP_ROWS=${TOOLHOP_ROWS:-5}
-LEVELS=${LEVELS:-1,2}
-SFT_LEVELS=${SFT_LEVELS:-$LEVELS}
-GRPO_TEST_FREQ=${GRPO_TEST_FREQ:-0}
+LEVELS=${LEVELS:-1,2,3}
+SFT_LEVELS=${SFT_LEVELS:-1,2}
+GRPO_TEST_FREQ=${GRPO_TEST_FREQ:-5}
 EVAL_CONCURRENCY=${EVAL_CONCURRENCY:-8}
 FROM=${FROM:-base}
 case "$FROM" in base) FIRST=0 ;; sft) FIRST=1 ;; grpo) FIRST=2 ;; *) die "FROM=$FROM: expected base, sft or grpo" ;; esac
@@ -46,12 +47,13 @@ timed() {  # timed NAME CMD...: run a stage, append its wall time to $TIMES
 
 evaluate() {  # evaluate STAGE MODEL_DIR: held-out ToyWorld tools (trial mode on) and the ToolHop sample
   stage "evaluating $1 ($2): $TEST_TASKS held-out ToyWorld tasks, $TOOLHOP_ROWS ToolHop rows"
-  # the loop's budgets are the GRPO recipe's; per-turn and per-row token caps keep a runaway reply from costing minutes
-  # (a ToyWorld probe, its correction and the answer take ~100 generated tokens; a turn ~45). ToolHop rows carry
+  # the loop's budgets and ToyWorld's response length are the GRPO recipe's; a per-turn cap keeps a runaway reply
+  # from costing minutes (a ToyWorld turn takes ~45 generated tokens, a level-3 trial turn probing three tools ~100;
+  # ToolHop's per-row cap is lower: its turns are slow). ToolHop rows carry
   # 1.3k-1.6k-token prompts that every turn prefills again: ~1 minute per row on 2 cores, hence few rows.
   OMP_NUM_THREADS=$THREADS "$PYTHON" -m verl_toolmaster.eval --data "$TOYWORLD/test_on.parquet" --policy hf --model "$2" \
     --out "$TOOLMASTER_OUT/eval/toyworld_$1" --config "$REPO/recipes/cpu/pipeline_grpo.yaml" \
-    --prompt-length 1024 --response-length 256 --max-tokens-per-turn 64 --concurrency "$EVAL_CONCURRENCY" --no-progress
+    --prompt-length 1024 --response-length 640 --max-tokens-per-turn 128 --concurrency "$EVAL_CONCURRENCY" --no-progress
   OMP_NUM_THREADS=$THREADS "$PYTHON" -m verl_toolmaster.eval --data "$TOOLHOP" --policy hf --model "$2" \
     --out "$TOOLMASTER_OUT/eval/toolhop_$1" --limit "$TOOLHOP_ROWS" --trial-mode on \
     --prompt-length 4096 --response-length 192 --max-tokens-per-turn 64 --concurrency "$EVAL_CONCURRENCY" --no-progress

@@ -1,4 +1,5 @@
-"""Every teacher trajectory of every arm and level fits the ToyWorld GRPO recipe's budgets (turns, trial and execute
+"""Every teacher trajectory of every arm and level fits the ToyWorld GRPO recipe's budgets (and the main job's
+trial-arm trajectories of its levels fit pipeline_grpo.yaml's) (turns, trial and execute
 replies, prompt and response tokens with SmolLM2's tokenizer) with room for one more recovery turn: a policy that
 imitates its SFT data perfectly and then makes one mistake can still repair it inside the rollout's budget."""
 
@@ -18,11 +19,14 @@ from verl_toolmaster.toyworld import generate as gen
 from verl_toolmaster.toyworld import teachers
 from verl_toolmaster.toyworld import world as tw
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "cpu" / "toyworld_grpo.yaml"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "cpu"
+# (recipe, SFT flavour, levels): the ToyWorld experiment trains every arm on every level; the main job
+# (recipes/cpu/run_pipeline.sh, LEVELS=1,2,3) the trial arm on levels 1-3
+CASES = [("toyworld_grpo.yaml", f, tw.LEVELS) for f in ("direct", "selfcorrect", "trial")] + [("pipeline_grpo.yaml", "trial", (1, 2, 3))]
 
 
-def _budgets() -> dict[str, int]:
-    cfg = OmegaConf.load(RECIPE)
+def _budgets(recipe: str) -> dict[str, int]:
+    cfg = OmegaConf.load(RECIPES / recipe)
     loop = cfg.actor_rollout_ref.rollout.custom.toolmaster
     return {"prompt": cfg.data.max_prompt_length, "response": cfg.data.max_response_length,
             "turns": cfg.actor_rollout_ref.rollout.multi_turn.max_assistant_turns,
@@ -47,14 +51,14 @@ def _measure(tok, row: dict) -> dict[str, int]:
             "turns": len(tags), "trial": tags.count("<trial"), "execute": sum(bool(m.get("tool_calls")) for m in msgs if m["role"] == "assistant") - tags.count("<trial")}
 
 
-@pytest.mark.parametrize("flavour", ["direct", "selfcorrect", "trial"])
-def test_teacher_trajectories_fit_the_grpo_budgets_with_room_for_one_recovery(flavour, smollm2_model_dir):
+@pytest.mark.parametrize("recipe,flavour,levels", CASES, ids=[f"{r.split('.')[0]}-{f}" for r, f, _ in CASES])
+def test_teacher_trajectories_fit_the_grpo_budgets_with_room_for_one_recovery(recipe, flavour, levels, smollm2_model_dir):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(smollm2_model_dir))
-    budget = _budgets()
+    budget = _budgets(recipe)
     world = tw.build_world(seed=3, tools_per_split=80)
-    tasks = tw.make_tasks(world, "train", 80, tw.LEVELS)
+    tasks = tw.make_tasks(world, "train", 80, levels)
     if flavour == "direct":
         rows = gen.direct_sft_rows(tasks)
     else:
