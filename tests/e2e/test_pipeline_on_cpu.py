@@ -29,7 +29,7 @@ def test_pipeline_tiny(tmp_path):
         assert set(summary["eval"][dataset]) == {"base", "sft", "grpo"}
         for stage, m in summary["eval"][dataset].items():
             assert m["n"] == n and 0.0 <= m["answer"] <= 1.0 and 0.0 <= m["format"] <= 1.0, (dataset, stage, m)
-    assert set(summary["by_level"]["toyworld"]["base"]) <= {"1", "2"}
+    assert set(summary["by_level"]["toyworld"]["base"]) <= {"1", "2", "3"}
     assert {"base_model", "prepare_data", "eval_base", "sft", "eval_sft", "grpo", "eval_grpo"} <= set(summary["stage_seconds"])
     assert summary["total_seconds"] == pytest.approx(sum(summary["stage_seconds"].values()), abs=0.5)
     assert "toyworld (held-out rows)" in proc.stdout and "toolhop (held-out rows)" in proc.stdout
@@ -46,5 +46,5 @@ def test_pipeline_tiny(tmp_path):
         "TOOLHOP_ROWS": "1", "EVAL_CONCURRENCY": "2"})
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
     assert (out / "eval" / "toyworld_sft" / "metrics.json").read_text() == before
-    assert "SFT (" not in proc.stdout and "GRPO (" in proc.stdout
+    assert "] SFT (" not in proc.stdout and "] GRPO (" in proc.stdout  # the stage banners
     assert json.loads(proc.stdout.strip().splitlines()[-1])["grpo"]["steps"] == [1]  # the earlier run's steps are gone
