@@ -107,9 +107,10 @@ def line_chart(title: str, series: dict[str, Sequence[tuple[float, float]]], col
     pts = [p for line in series.values() for p in line]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{escape(title)}">',
              f'<text x="4" y="16" class="chart-title">{escape(title)}</text>']
+    step = min(160, (width - left) // max(1, len(series)))  # the legend fits the chart's width
     for k, name in enumerate(series):
-        x = left + k * 160
-        parts.append(f'<rect x="{x}" y="24" width="12" height="4" fill="{colors.get(name, _BAR)}"/><text x="{x + 16}" y="30" class="chart-value">{escape(_label(name, 22))}</text>')
+        x = left + k * step
+        parts.append(f'<rect x="{x}" y="24" width="12" height="4" fill="{colors.get(name, _BAR)}"/><text x="{x + 16}" y="30" class="chart-value">{escape(_label(name, (step - 20) // 7))}</text>')
     if not pts:
         parts.append(f'<text x="{left}" y="{top + 20}" class="chart-value">no data</text></svg>')
         return Markup("".join(parts))
