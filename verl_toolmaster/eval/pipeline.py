@@ -26,7 +26,7 @@ from typing import Any
 from markupsafe import Markup
 
 from ..rollout_metrics import ANSWER_MIXED, ZERO_SPREAD
-from .report import grouped_chart, hbar_chart, line_chart
+from .report import _fmt, grouped_chart, hbar_chart, line_chart
 from .stats import summary, wilson
 
 STAGES = ("base", "sft", "grpo")
@@ -187,10 +187,6 @@ def build(out: Path, model: str) -> dict[str, Any]:
             "grpo": grpo_curves(_jsonl(out / "grpo_metrics.jsonl")),
             "stage_seconds": stage_seconds, "total_seconds": round(sum(stage_seconds.values()), 1),
             "trajectories": {d: _pick_trajectories({s: ts for s, ts in stages.items() if ts}) for d, stages in trajs.items()}}
-
-
-def _fmt(v: Any) -> str:
-    return "–" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
 def charts(s: dict[str, Any]) -> list[Markup]:
