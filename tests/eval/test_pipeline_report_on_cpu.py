@@ -75,6 +75,17 @@ def test_gains_are_paired_per_level_and_judged_against_the_half_width(out):
     assert "toolhop" not in s["by_level"] and "toolhop" not in s["gain"]  # one row: no interval, not a gain
 
 
+def test_the_gain_on_the_levels_grpo_trained_on_is_its_own_group(out):
+    run = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**run, "grpo_levels": [3]}))
+    g = pipeline.build(out, "m")["gain"]["toyworld"]
+    assert g["grpo_levels"]["n"] == 9 and g["grpo_levels"]["mean"] == pytest.approx(5 / 9)
+    assert "not_in_sft" not in g  # the same rows as grpo_levels: not repeated
+    (out / "run.json").write_text(json.dumps({**run, "grpo_levels": [1, 3]}))
+    g = pipeline.build(out, "m")["gain"]["toyworld"]
+    assert "grpo_levels" not in g and g["not_in_sft"]["n"] == 9  # GRPO trained on every level: "all" is that gain
+
+
 def test_grpo_shares_are_reported_per_step_with_gaps_kept(out):
     g = pipeline.build(out, "m")["grpo"]
     assert g["steps"] == [1, 2, 3]

@@ -86,7 +86,8 @@ def test_generator_cli_writes_rl_and_both_sft_flavours(tmp_path, tiny_tokenizer)
     code = gen.main(["--out", str(tmp_path), "--seed", "3", "--tools", "8", "--train-tasks", "8", "--test-tasks", "4", "--levels", "1,2,3", "--no-progress"], out, err)
     assert code == 0, err.getvalue()
     summary = json.loads(out.getvalue().strip().splitlines()[-1])
-    assert summary == {"seed": 3, "tasks": {"train": 8, "test": 4}, "sft_direct": 8, "sft_selfcorrect": 8, "sft_trial": 8, "sft_levels": [1, 2, 3]}
+    assert summary == {"seed": 3, "tasks": {"train": 8, "test": 4}, "sft_direct": 8, "sft_selfcorrect": 8, "sft_trial": 8, "sft_levels": [1, 2, 3],
+                       "rl_levels": [1, 2, 3], "rl_rows": {"train": 8, "test": 4}}
     for name in ("world.json", "tasks_train.jsonl", "tasks_test.jsonl", "train_on.parquet", "train_off.parquet", "test_on.parquet", "test_off.parquet"):
         assert (tmp_path / name).is_file(), name
     for flavour in gen.SFT_FLAVOURS:
@@ -117,6 +118,26 @@ def test_generator_sft_levels_limit_the_sft_rows_not_the_rl_rows(tmp_path):
     err = io.StringIO()
     assert gen.main(argv[:-3] + ["--sft-levels", "2,6", "--no-progress"], io.StringIO(), err) == 2
     assert "--sft-levels" in err.getvalue()
+
+
+def test_generator_rl_levels_limit_the_training_rl_rows_not_the_test_rows(tmp_path):
+    import pandas as pd
+
+    argv = ["--out", str(tmp_path), "--seed", "3", "--tools", "10", "--train-tasks", "10", "--test-tasks", "6", "--levels", "1,2",
+            "--sft-levels", "1", "--no-progress"]
+    out, err = io.StringIO(), io.StringIO()
+    assert gen.main(argv + ["--rl-levels", "2"], out, err) == 0, err.getvalue()
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    level = lambda name: [json.loads(r["ground_truth"])["level"] for r in pd.read_parquet(tmp_path / name)["reward_model"]]  # noqa: E731
+    assert set(level("train_on.parquet")) == set(level("train_off.parquet")) == {2}  # GRPO meets only what SFT did not show
+    assert summary["rl_levels"] == [2] and summary["rl_rows"]["train"] == len(level("train_on.parquet")) == 5
+    assert sorted(set(level("test_on.parquet"))) == [1, 2] and summary["rl_rows"]["test"] == 6  # the evaluation keeps both
+    tasks = {json.loads(line)["id"]: json.loads(line)["tags"]["level"] for line in open(tmp_path / "tasks_train.jsonl")}
+    assert {tasks[r["task_id"]] for r in read_sft_rows(tmp_path / "sft_trial.parquet")} == {1}
+    for bad in ("3", "1,x"):
+        err = io.StringIO()
+        assert gen.main(argv + ["--rl-levels", bad, "--no-sft"], io.StringIO(), err) == 2
+        assert "--rl-levels" in err.getvalue(), err.getvalue()
 
 
 def test_generator_cli_rejects_bad_levels(tmp_path):

@@ -175,11 +175,16 @@ def build(out: Path, model: str) -> dict[str, Any]:
         if stages.get("sft") and stages.get("grpo"):
             before, after = _groups(stages["sft"]), _groups(stages["grpo"])
             gains[dataset] = {g: x for g in after if (x := gain(before.get(g, []), after[g])) is not None}
-            new = [str(lv) for lv in run.get("levels", []) if lv not in run.get("sft_levels", [])]
-            if dataset == "toyworld" and new:  # the levels only GRPO trained on
-                pick = lambda ts: [t for t in ts if _level(t) in new]  # noqa: E731
-                if (x := gain(pick(stages["sft"]), pick(stages["grpo"]))) is not None:
-                    gains[dataset]["not_in_sft"] = x
+            if dataset == "toyworld":
+                # the levels GRPO trained on (the bar) and those only GRPO trained on, when they are not "all"
+                levels = run.get("levels", [])
+                trained = run.get("grpo_levels", levels)
+                for name, subset in (("grpo_levels", trained), ("not_in_sft", [lv for lv in trained if lv not in run.get("sft_levels", [])])):
+                    if not subset or set(subset) == set(levels) or (name == "not_in_sft" and set(subset) == set(trained)):
+                        continue
+                    pick = lambda ts, keep={str(lv) for lv in subset}: [t for t in ts if _level(t) in keep]  # noqa: E731
+                    if (x := gain(pick(stages["sft"]), pick(stages["grpo"]))) is not None:
+                        gains[dataset][name] = x
             if not gains[dataset]:
                 del gains[dataset]
     return {"model": model, "run": run, "eval": results, "by_level": by_level, "accuracy": accuracy_table, "gain": gains,

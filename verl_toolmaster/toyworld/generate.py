@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sft-levels", default=None,
                    help="levels whose train tasks the SFT flavours demonstrate (default: all of --levels); the RL rows keep "
                    "every level, so GRPO also trains on levels SFT never showed")
+    p.add_argument("--rl-levels", default=None,
+                   help="levels whose train tasks go into the RL rows, train_{on,off}.parquet (default: all of --levels), "
+                   "e.g. only the levels SFT does not show, so every GRPO group is one SFT left unsolved; the held-out "
+                   "test rows keep every level")
     p.add_argument("--vocabulary", choices=VOCABULARIES, default=WorldConfig.vocabulary,
                    help="name words shared by the train and test catalogues, tool names split between them (default), or "
                    "disjoint word halves per catalogue")
@@ -53,11 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _levels(text: str) -> tuple[int, ...]:
+def _levels(text: str, flag: str = "--levels") -> tuple[int, ...]:
     try:
         levels = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise ValueError(f"--levels must be comma-separated integers, got {text!r}") from None
+        raise ValueError(f"{flag} must be comma-separated integers, got {text!r}") from None
     return levels
 
 
@@ -122,15 +126,23 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
               if cfg.vocabulary == "shared" else tool_vocabulary(tasks["train"]) & tool_vocabulary(tasks["test"]))
     if shared:
         raise AssertionError(f"train and test tools share names {sorted(shared)}")
+    rl_levels = _levels(args.rl_levels, "--rl-levels") if args.rl_levels else cfg.levels
+    if not set(rl_levels) <= set(cfg.levels):
+        raise ValueError(f"--rl-levels {sorted(rl_levels)} must be a subset of --levels {sorted(cfg.levels)}")
     summary: dict[str, Any] = {"seed": cfg.seed, "tasks": {s: len(v) for s, v in tasks.items()}}
     for split, part in tasks.items():
         write_tasks(part, outdir / f"tasks_{split}.jsonl")
+        rl = [t for t in part if t.tags["level"] in rl_levels] if split == "train" else part
+        if part and not rl:
+            raise ValueError(f"no {split} task has a level in --rl-levels {sorted(rl_levels)}")
         for mode in ("on", "off"):
-            if part:
-                write_rl_parquet([rl_row(t, i, system_text(mode)) for i, t in enumerate(part)], outdir / f"{split}_{mode}.parquet")
+            if rl:
+                write_rl_parquet([rl_row(t, i, system_text(mode)) for i, t in enumerate(rl)], outdir / f"{split}_{mode}.parquet")
+    summary["rl_levels"], summary["rl_rows"] = sorted(rl_levels), {s: len(v) if s != "train" else sum(t.tags["level"] in rl_levels for t in v)
+                                                                   for s, v in tasks.items()}
     if args.no_sft or not tasks["train"]:
         return summary
-    sft_levels = _levels(args.sft_levels) if args.sft_levels else cfg.levels
+    sft_levels = _levels(args.sft_levels, "--sft-levels") if args.sft_levels else cfg.levels
     if not set(sft_levels) <= set(cfg.levels):
         raise ValueError(f"--sft-levels {sorted(sft_levels)} must be a subset of --levels {sorted(cfg.levels)}")
     train = [t for t in tasks["train"] if t.tags["level"] in sft_levels]
@@ -141,8 +153,9 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
     for flavour in SFT_FLAVOURS:
         path = outdir / f"sft_{flavour}.parquet"
         if flavour == "trial" and args.trial_teacher == "scripted":
-            if set(sft_levels) != set(cfg.levels):
-                raise ValueError("--trial-teacher scripted plays every level of train_on.parquet: --sft-levels cannot limit it")
+            if set(sft_levels) != set(cfg.levels) or set(rl_levels) != set(cfg.levels):
+                raise ValueError("--trial-teacher scripted plays every row of train_on.parquet: --sft-levels and --rl-levels "
+                                 "cannot limit it")
             report = _scripted_rows(outdir / "train_on.parquet", path, args.concurrency, progress, out, err)
             summary["sft_trial"], summary["sft_trial_dropped"] = report["written"], report["dropped"]
             continue
