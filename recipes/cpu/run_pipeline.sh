@@ -12,8 +12,8 @@
 # with the SFT loss, GRPO's per-step curves (reward, zero-spread groups, held-out accuracy when GRPO_TEST_FREQ > 0),
 # stage times and held-out trajectories; the last line is one JSON object (python -m verl_toolmaster.eval.pipeline).
 # Env: TOOLMASTER_OUT (default outputs/cpu; stages rerun from scratch),
-#   BASE_MODEL (smollm2 | tiny | an HF model directory; default smollm2), SFT_STEPS (12), GRPO_STEPS (10),
-#   LEVELS (ToyWorld levels of the tasks and the evaluation, 1,2), SFT_LEVELS (levels SFT demonstrates, 1),
+#   BASE_MODEL (smollm2 | tiny | an HF model directory; default smollm2), SFT_STEPS (6), GRPO_STEPS (10),
+#   LEVELS (ToyWorld levels of the tasks and the evaluation, 1,2), SFT_LEVELS (levels SFT demonstrates, 1,2),
 #   GRPO_LEVELS (levels GRPO trains on; default: LEVELS without SFT_LEVELS, or all of LEVELS if that is empty),
 #   TRAIN_TASKS (ToyWorld training tasks, 400), TEST_TASKS (held-out ToyWorld tasks, 36), TOOLHOP_ROWS (5),
 #   GRPO_TEST_FREQ (validate on the held-out ToyWorld tasks inside GRPO before training and every N steps,
@@ -23,13 +23,13 @@
 export TOOLMASTER_OUT=${TOOLMASTER_OUT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/outputs/cpu}
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 BASE_MODEL=${BASE_MODEL:-smollm2}
-SFT_STEPS=${SFT_STEPS:-12}
+SFT_STEPS=${SFT_STEPS:-6}
 GRPO_STEPS=${GRPO_STEPS:-10}
 TRAIN_TASKS=${TRAIN_TASKS:-400}
 TEST_TASKS=${TEST_TASKS:-36}
 TOOLHOP_ROWS=${TOOLHOP_ROWS:-5}
 LEVELS=${LEVELS:-1,2}
-SFT_LEVELS=${SFT_LEVELS:-1}
+SFT_LEVELS=${SFT_LEVELS:-1,2}
 if [ -z "${GRPO_LEVELS:-}" ]; then
   GRPO_LEVELS=
   for lv in ${LEVELS//,/ }; do [[ ",$SFT_LEVELS," == *",$lv,"* ]] || GRPO_LEVELS+="${GRPO_LEVELS:+,}$lv"; done
