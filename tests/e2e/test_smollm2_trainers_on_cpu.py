@@ -66,7 +66,10 @@ def test_grpo_one_step(smollm2_model_dir, tmp_path):
          f"data.train_files={data}", f"data.val_files={data}", "data.train_batch_size=2",
          "actor_rollout_ref.rollout.n=2", "actor_rollout_ref.actor.ppo_mini_batch_size=2",
          "trainer.total_training_steps=1", f"trainer.default_local_dir={tmp_path / 'grpo_ckpt'}", "trainer.logger=[console]",
-         "actor_rollout_ref.rollout.name=hfcpu"],  # scripted mode is hfcpu's (vLLM: test_vllm_rollout_on_cpu.py)
+         "actor_rollout_ref.rollout.name=hfcpu",  # scripted mode is hfcpu's (vLLM: test_vllm_rollout_on_cpu.py)
+         # the recipe's bypass mode takes the rollout's log-probs as PPO's old ones; with it off the actor recomputes
+         # them, which the check below compares with the server's
+         "algorithm.rollout_correction.bypass_mode=false"],
         capture_output=True, text=True, env=_env(tmp_path, TOOLMASTER_HFCPU_SCRIPT=str(script)), timeout=1500)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]

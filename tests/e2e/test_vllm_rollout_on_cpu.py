@@ -46,7 +46,10 @@ def test_grpo_steps_with_verl_vllm_rollout(smollm2_model_dir, tmp_path):
          "data.train_batch_size=2", "actor_rollout_ref.rollout.n=2", "actor_rollout_ref.actor.ppo_mini_batch_size=2",
          "actor_rollout_ref.actor.optim.lr=1e-5", "actor_rollout_ref.actor.entropy_coeff=0.01",
          "trainer.total_training_steps=3", "trainer.test_freq=3", "trainer.val_before_train=false",
-         f"trainer.default_local_dir={tmp_path / 'ckpt'}", "trainer.logger=[console]"],
+         f"trainer.default_local_dir={tmp_path / 'ckpt'}", "trainer.logger=[console]",
+         # the recipe's bypass mode takes the rollout's log-probs as PPO's old ones; this check is what licenses it:
+         # with bypass off the actor recomputes them and they must match the rollout's
+         "algorithm.rollout_correction.bypass_mode=false"],
         capture_output=True, text=True, env=env, timeout=1800)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
