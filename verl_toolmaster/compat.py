@@ -57,6 +57,7 @@ MODULES = {
     "rollout_base": "verl.workers.rollout.base",
     "distributed": "verl.utils.distributed",
     "engine_workers": "verl.workers.engine_workers",
+    "fsdp_engine": "verl.workers.engine.fsdp.transformer_impl",
     "platform_manager": "verl.plugin.platform.platform_manager",
 }
 

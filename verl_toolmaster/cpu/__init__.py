@@ -39,6 +39,12 @@ def _patch_distributed(module) -> None:
     patch_module(module)
 
 
+def _patch_fsdp_engine(module) -> None:
+    from .fsdp import patch_module
+
+    patch_module(module)
+
+
 def activate() -> None:
     """Register the CPU pieces with verl (idempotent). Exits with one clear line on an unsupported verl."""
     global _ACTIVE
@@ -70,4 +76,6 @@ def activate() -> None:
     wrapt.register_post_import_hook(_register_adapter, compat.MODULES["rollout_base"])
     wrapt.register_post_import_hook(_patch_distributed, compat.MODULES["distributed"])
     wrapt.register_post_import_hook(_patch_distributed, compat.MODULES["engine_workers"])
+    # one data-parallel rank: the plain module instead of an FSDP2 wrapper that shards nothing (cpu/fsdp.py)
+    wrapt.register_post_import_hook(_patch_fsdp_engine, compat.MODULES["fsdp_engine"])
     _ACTIVE = True
