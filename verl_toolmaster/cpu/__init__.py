@@ -40,7 +40,7 @@ def _patch_distributed(module) -> None:
 
 
 def _patch_fsdp_engine(module) -> None:
-    from .fsdp import patch_module
+    from .engine import patch_module
 
     patch_module(module)
 
@@ -76,6 +76,6 @@ def activate() -> None:
     wrapt.register_post_import_hook(_register_adapter, compat.MODULES["rollout_base"])
     wrapt.register_post_import_hook(_patch_distributed, compat.MODULES["distributed"])
     wrapt.register_post_import_hook(_patch_distributed, compat.MODULES["engine_workers"])
-    # one data-parallel rank: the plain module instead of an FSDP2 wrapper that shards nothing (cpu/fsdp.py)
+    # one data-parallel rank: the plain module instead of an FSDP2 wrapper that shards nothing and a fused log-prob (cpu/engine.py)
     wrapt.register_post_import_hook(_patch_fsdp_engine, compat.MODULES["fsdp_engine"])
     _ACTIVE = True

@@ -1,4 +1,4 @@
-"""cpu/fsdp.py: with one data-parallel rank verl's engine trains the plain module, not an FSDP2 wrapper that shards
+"""cpu/engine.py: with one data-parallel rank verl's engine trains the plain module, not an FSDP2 wrapper that shards
 nothing; FSDP2 stays wherever it does something (more ranks, offload, a mixed-precision cast) or when asked for."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule, MixedPrecisionPolicy
 
-from verl_toolmaster.cpu.fsdp import KEEP_ENV, make_apply_fsdp2, unwrapped_reason
+from verl_toolmaster.cpu.engine import KEEP_ENV, make_apply_fsdp2, unwrapped_reason
 
 
 @pytest.fixture
@@ -73,3 +73,24 @@ def test_more_than_one_rank_goes_to_verl():
     wrapped(model, {"mesh": SimpleNamespace(size=lambda: 1), "mp_policy": None, "offload_policy": None}, {})
     assert calls == [2]  # one rank: verl's function is not called
     assert make_apply_fsdp2(wrapped) is wrapped  # patching twice wraps once
+
+
+def test_fused_log_probs_match_verls_and_so_do_their_gradients():
+    from verl.utils.torch_functional import logprobs_from_logits_v2
+
+    from verl_toolmaster.cpu.engine import logprobs_from_logits
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 7, 50, dtype=torch.float32) * 4
+    labels = torch.randint(0, 50, (2, 7))
+    a, b = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    ours, verls = logprobs_from_logits(a, labels), logprobs_from_logits_v2(b, labels)
+    assert ours.shape == verls.shape == labels.shape
+    torch.testing.assert_close(ours, verls, rtol=0, atol=1e-5)
+    weights = torch.randn(2, 7)
+    (ours * weights).sum().backward()
+    (verls * weights).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=1e-6)
+    flat = logprobs_from_logits(logits[0], labels[0])  # (tokens, vocab) as the engine passes it
+    torch.testing.assert_close(flat, verls[0].detach(), rtol=0, atol=1e-5)
+
