@@ -12,19 +12,19 @@
 # with the SFT loss, GRPO's per-step curves (reward, zero-spread groups, held-out accuracy when GRPO_TEST_FREQ > 0),
 # stage times and held-out trajectories; the last line is one JSON object (python -m verl_toolmaster.eval.pipeline).
 # Env: TOOLMASTER_OUT (default outputs/cpu; stages rerun from scratch),
-#   BASE_MODEL (smollm2 | tiny | an HF model directory; default smollm2), SFT_STEPS (6), GRPO_STEPS (10),
+#   BASE_MODEL (smollm2 | tiny | an HF model directory; default smollm2), SFT_STEPS (6), GRPO_STEPS (8),
 #   LEVELS (ToyWorld levels of the tasks and the evaluation, 1,2), SFT_LEVELS (levels SFT demonstrates, 1,2),
 #   GRPO_LEVELS (levels GRPO trains on; default: LEVELS without SFT_LEVELS, or all of LEVELS if that is empty),
 #   TRAIN_TASKS (ToyWorld training tasks, 400), TEST_TASKS (held-out ToyWorld tasks, 36), TOOLHOP_ROWS (5),
 #   GRPO_TEST_FREQ (validate on the held-out ToyWorld tasks inside GRPO before training and every N steps,
-#   0 = never; 5),
+#   0 = never; 4),
 #   EVAL_CONCURRENCY (rows in flight, 8), FROM (base | sft | grpo: start at that stage, keeping the earlier stages'
 #   outputs in TOOLMASTER_OUT, e.g. FROM=grpo after a failed GRPO stage; default base).
 export TOOLMASTER_OUT=${TOOLMASTER_OUT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/outputs/cpu}
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 BASE_MODEL=${BASE_MODEL:-smollm2}
 SFT_STEPS=${SFT_STEPS:-6}
-GRPO_STEPS=${GRPO_STEPS:-10}
+GRPO_STEPS=${GRPO_STEPS:-8}
 TRAIN_TASKS=${TRAIN_TASKS:-400}
 TEST_TASKS=${TEST_TASKS:-36}
 TOOLHOP_ROWS=${TOOLHOP_ROWS:-5}
@@ -35,7 +35,7 @@ if [ -z "${GRPO_LEVELS:-}" ]; then
   for lv in ${LEVELS//,/ }; do [[ ",$SFT_LEVELS," == *",$lv,"* ]] || GRPO_LEVELS+="${GRPO_LEVELS:+,}$lv"; done
   GRPO_LEVELS=${GRPO_LEVELS:-$LEVELS}
 fi
-GRPO_TEST_FREQ=${GRPO_TEST_FREQ:-5}
+GRPO_TEST_FREQ=${GRPO_TEST_FREQ:-4}
 EVAL_CONCURRENCY=${EVAL_CONCURRENCY:-8}
 FROM=${FROM:-base}
 case "$FROM" in base) FIRST=0 ;; sft) FIRST=1 ;; grpo) FIRST=2 ;; *) die "FROM=$FROM: expected base, sft or grpo" ;; esac
