@@ -41,6 +41,9 @@ _INTERNALS: dict[str, str] = {
     "PlatformRegistry": "verl.plugin.platform.platform_manager:PlatformRegistry",
     "get_device_name": "verl.utils.device:get_device_name",
     "PrecisionType": "verl.utils.torch_dtypes:PrecisionType",
+    # training engine (cpu/engine.py): micro-batch flags as verl's FSDP engine reads them
+    "get_non_tensor_data": "verl.utils.tensordict_utils:get_non_tensor_data",
+    "DatasetPadMode": "verl.utils.dataset.dataset_utils:DatasetPadMode",
     # tools and datasets
     "OpenAIFunctionToolSchema": "verl.tools.schemas:OpenAIFunctionToolSchema",
     "ToolResponse": "verl.tools.schemas:ToolResponse",

@@ -94,3 +94,93 @@ def test_fused_log_probs_match_verls_and_so_do_their_gradients():
     flat = logprobs_from_logits(logits[0], labels[0])  # (tokens, vocab) as the engine passes it
     torch.testing.assert_close(flat, verls[0].detach(), rtol=0, atol=1e-5)
 
+
+
+# ------------------------------------------------------------------ log-probs at response tokens only
+
+VOCAB = 40
+
+
+def _ppo_micro_batch(prompt_lens, response_lens, *, entropy=False):
+    """A micro-batch as verl's actor sees it: left-padded prompts, right-padded responses, then verl's own
+    ``left_right_2_no_padding``, plus the flags the trainer sets."""
+    from verl.utils import tensordict_utils as tu
+    from verl.workers.utils.padding import left_right_2_no_padding
+
+    rows, pmax, rmax = len(prompt_lens), max(prompt_lens), max(response_lens)
+    prompts = torch.zeros(rows, pmax, dtype=torch.long)
+    responses = torch.zeros(rows, rmax, dtype=torch.long)
+    mask = torch.zeros(rows, pmax + rmax, dtype=torch.long)
+    for i, (p, r) in enumerate(zip(prompt_lens, response_lens)):
+        prompts[i, pmax - p :] = torch.randint(1, VOCAB, (p,))
+        responses[i, :r] = torch.randint(1, VOCAB, (r,))
+        mask[i, pmax - p : pmax + r] = 1
+    data = tu.get_tensordict({"prompts": prompts, "responses": responses, "input_ids": torch.cat([prompts, responses], 1),
+                              "attention_mask": mask, "response_mask": mask[:, pmax:],
+                              "position_ids": (mask.cumsum(1) - 1).clamp(min=0)})
+    data = left_right_2_no_padding(data)
+    tu.assign_non_tensor(data, use_remove_padding=False, calculate_entropy=entropy, use_fused_kernels=False)
+    return data
+
+
+def _output_args(data, temperature):
+    rows = data["input_ids"].offsets().numel() - 1
+    return {"temperature_is_one": temperature == 1.0, "temperature": torch.full((rows,), float(temperature)),
+            "input_ids_rmpad_rolled": torch.roll(data["input_ids"].values(), shifts=-1, dims=0)}
+
+
+def _verls_prepare_model_outputs():
+    from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
+
+    method = FSDPEngineWithLMHead.prepare_model_outputs
+    return getattr(method, "_toolmaster_original", method)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_response_only_log_probs_equal_verls_where_ppo_reads_them(temperature):
+    from verl.workers.utils.padding import no_padding_2_padding
+
+    from verl_toolmaster.cpu.engine import make_prepare_model_outputs
+
+    torch.manual_seed(0)
+    data = _ppo_micro_batch([5, 3, 6], [4, 7, 1])
+    max_len = int(data["input_ids"].offsets().diff().max())
+    logits = torch.randn(3, max_len, VOCAB) * 3
+    verls, ours = _verls_prepare_model_outputs(), make_prepare_model_outputs(_verls_prepare_model_outputs())
+    engine = SimpleNamespace(engine_config=SimpleNamespace(entropy_checkpointing=False))
+    a, b = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    got = ours(engine, SimpleNamespace(logits=a), _output_args(data, temperature), data, None)
+    want = verls(engine, SimpleNamespace(logits=b), _output_args(data, temperature), data, None)
+    assert set(got) == {"log_probs"} and got["log_probs"].is_nested
+    lp_ours, lp_verl = no_padding_2_padding(got["log_probs"], data), no_padding_2_padding(want["log_probs"], data)
+    assert lp_ours.shape == (3, 7)
+    torch.testing.assert_close(lp_ours, lp_verl, rtol=0, atol=1e-5)
+    assert bool((lp_ours[0, :4] < 0).all())  # real log-probs, not the zero fill
+    weights = torch.randn(3, 7) * data["response_mask"]
+    (lp_ours * weights).sum().backward()
+    (lp_verl * weights).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6)  # temperature: one rounding apart
+    assert a.grad.abs().sum() > 0
+
+
+def test_other_micro_batches_go_to_verls_method():
+    from verl_toolmaster.cpu.engine import make_prepare_model_outputs
+
+    calls = []
+    wrapped = make_prepare_model_outputs(lambda *args: calls.append(args) or {"from": "verl"})
+    entropy = _ppo_micro_batch([2, 3], [2, 2], entropy=True)  # entropy is asked of the logits
+    logits = SimpleNamespace(logits=torch.randn(2, 5, VOCAB))
+    assert wrapped(None, logits, _output_args(entropy, 1.0), entropy, None) == {"from": "verl"}
+    sft = _ppo_micro_batch([2, 3], [2, 2])
+    del sft["prompts"], sft["responses"]  # an SFT micro-batch: no prompt/response split
+    assert wrapped(None, logits, _output_args(sft, 1.0), sft, None) == {"from": "verl"}
+    assert len(calls) == 2
+    assert make_prepare_model_outputs(wrapped) is wrapped  # patching twice wraps once
+
+
+def test_mismatched_prompt_and_response_lengths_are_an_error():
+    from verl_toolmaster.cpu.engine import response_log_probs
+
+    with pytest.raises(ValueError, match="do not match the packed rows"):
+        response_log_probs(torch.randn(2, 5, VOCAB), torch.zeros(9, dtype=torch.long), torch.tensor([0, 5, 9]),
+                           torch.tensor([2, 2]), torch.tensor([2, 2]))
