@@ -17,7 +17,9 @@ chat template, loss on the assistant tokens only):
 * verl's ``sft_trainer`` (CPU backend, FSDP2, the recipe's settings) on the same rows: seconds per step from two runs
   of 1 and 1+N steps (start-up cancels out), against the plain ``fp32`` step -> ``sft_step_ratio_vs_plain``;
 * verl's ``main_ppo`` GRPO update (``timing_s/update_actor``, scripted rollouts of fixed length so both sides train
-  on the same token counts) against a plain policy-gradient update of the same shape -> ``grpo_update_ratio_vs_plain``
+  on the same token counts) against a plain policy-gradient update of the same shape (rows, tokens, and the rows per
+  micro-batch that verl's actor formed: one 651-token row under the recipe's 1152-token budget) ->
+  ``grpo_update_ratio_vs_plain``
   (``--grpo-checkpointing``: also with verl's default gradient checkpointing -> ``grpo_update_ratio_checkpointing_vs_plain``);
 * the ``hfcpu`` rollout server against plain ``model.generate`` on the same concurrent requests ->
   ``generate_ratio_vs_plain`` (times; lower is better, 1.0 = parity);
@@ -227,13 +229,19 @@ def verl_grpo_update(model_dir: str, work: Path, steps: int, overrides: tuple[st
         raise SystemExit(f"main_ppo printed no step metrics; see {log}")
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(REPO / "recipes/cpu/pipeline_grpo.yaml")
+    cfg = OmegaConf.merge(OmegaConf.load(REPO / "recipes/cpu/pipeline_grpo.yaml"), OmegaConf.from_dotlist(list(overrides)))
+    actor = cfg.actor_rollout_ref.actor
+    prompt = round(statistics.mean(m["prompt_length/mean"] for m in timed))
+    response = round(statistics.mean(m["response_length/mean"] for m in timed))
+    # the rows the actor put in each micro-batch: with use_dynamic_bsz verl packs rows up to ppo_max_token_len_per_gpu
+    # tokens (the scripted rows all have one length) and ignores ppo_micro_batch_size_per_gpu
+    micro = (max(1, int(actor.ppo_max_token_len_per_gpu) // (prompt + response)) if actor.use_dynamic_bsz
+             else int(actor.ppo_micro_batch_size_per_gpu))
     return {"update_s": round(statistics.median(m["timing_s/update_actor"] for m in timed), 3),
             "step_s": round(statistics.median(m["timing_s/step"] for m in timed), 3),
             "sequences": int(cfg.data.train_batch_size * cfg.actor_rollout_ref.rollout.n),
-            "micro_batch": int(cfg.actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu),
-            "prompt_tokens": round(statistics.mean(m["prompt_length/mean"] for m in timed)),
-            "response_tokens": round(statistics.mean(m["response_length/mean"] for m in timed))}
+            "micro_batch": micro, "configured_micro_batch": int(actor.ppo_micro_batch_size_per_gpu),
+            "prompt_tokens": prompt, "response_tokens": response}
 
 
 def grpo_generation(model_dir: str, work: Path, steps: int, rollouts: tuple[str, ...] = ("vllm", "hfcpu")) -> dict:
@@ -404,6 +412,14 @@ def main() -> None:
         print(f"plain PG update: {ref}", file=sys.stderr)
         figures["verl_grpo"], figures["plain_grpo"] = grpo, ref
         figures["grpo_update_ratio_vs_plain"] = round(grpo["update_s"] / ref["update_s"], 3)
+        if grpo["micro_batch"] != grpo["configured_micro_batch"]:
+            # for the record: the plain loop at ppo_micro_batch_size_per_gpu, which use_dynamic_bsz overrides
+            shape = dict(grpo, micro_batch=grpo["configured_micro_batch"])
+            other = json.loads(subprocess.run([sys.executable, __file__, "--child-grpo", json.dumps(shape), "--model", model,
+                                               "--steps", str(args.steps)], capture_output=True, text=True,
+                                              check=True).stdout.splitlines()[-1])
+            print(f"plain PG update, {shape['micro_batch']} rows per micro-batch: {other}", file=sys.stderr)
+            figures["plain_grpo_at_configured_micro_batch"] = dict(other, micro_batch=shape["micro_batch"])
         if args.grpo_checkpointing:
             ckpt = verl_grpo_update(model, work, args.steps, ("actor_rollout_ref.model.enable_gradient_checkpointing=true",), "grpo_ckpt")
             print(f"verl main_ppo update, gradient checkpointing on: {ckpt}", file=sys.stderr)
