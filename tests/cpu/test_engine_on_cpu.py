@@ -1,5 +1,6 @@
 """cpu/engine.py: with one data-parallel rank verl's engine trains the plain module, not an FSDP2 wrapper that shards
-nothing; FSDP2 stays wherever it does something (more ranks, offload, a mixed-precision cast) or when asked for."""
+nothing; FSDP2 stays wherever it does something (more ranks, offload, a mixed-precision cast) or when asked for. The
+fused log-probs, and the log-probs at response tokens only, equal verl's where verl's losses read them."""
 
 from __future__ import annotations
 

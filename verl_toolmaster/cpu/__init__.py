@@ -76,6 +76,7 @@ def activate() -> None:
     wrapt.register_post_import_hook(_register_adapter, compat.MODULES["rollout_base"])
     wrapt.register_post_import_hook(_patch_distributed, compat.MODULES["distributed"])
     wrapt.register_post_import_hook(_patch_distributed, compat.MODULES["engine_workers"])
-    # verl's FSDP engine: no FSDP2 wrapper at one rank (it shards nothing), fused log-probs (cpu/engine.py)
+    # verl's FSDP engine: no FSDP2 wrapper at one rank (it shards nothing), fused log-probs, response-only log-probs
+    # for PPO micro-batches (cpu/engine.py)
     wrapt.register_post_import_hook(_patch_fsdp_engine, compat.MODULES["fsdp_engine"])
     _ACTIVE = True

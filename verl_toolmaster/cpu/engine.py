@@ -1,5 +1,5 @@
-"""verl's FSDP engine on CPU: two replacements in ``verl.workers.engine.fsdp.transformer_impl``, both measured by
-``bench/cpu_training.py`` (docs/models.md, "Operator-level profiles, and two fixes").
+"""verl's FSDP engine on CPU: three replacements in ``verl.workers.engine.fsdp.transformer_impl``, each measured by
+``bench/cpu_training.py`` (docs/models.md, "Operator-level profiles, and the fixes").
 
 **One data-parallel rank: the plain module instead of an FSDP2-wrapped one.** verl's FSDP engine (``strategy:
 fsdp2``, the only one that runs on CPU) wraps every decoder layer in ``fully_shard`` even when the mesh has one
