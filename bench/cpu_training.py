@@ -183,15 +183,6 @@ def timed_cmd(cmd: list[str], env: dict, log: Path) -> tuple[float, float]:
     return wall, round(int(rss_file.read_text().split()[-1]) / 2**20, 2)
 
 
-def worker_env() -> dict:
-    """:func:`cpu_env` plus the environment the CPU recipes give verl's Ray workers (cpu_backend.yaml
-    ``ray_kwargs.ray_init.runtime_env.env_vars``: glibc malloc settings), so a plain reference runs as verl's actor."""
-    from omegaconf import OmegaConf
-
-    backend = OmegaConf.load(REPO / "recipes/cpu/cpu_backend.yaml")
-    return dict(cpu_env(), **{k: str(v) for k, v in backend.ray_kwargs.ray_init.runtime_env.env_vars.items()})
-
-
 def cpu_env() -> dict:
     env = dict(os.environ, VERL_PLATFORM="cpu", TOKENIZERS_PARALLELISM="false", RAY_DEDUP_LOGS="0")
     env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))  # torchrun would set 1
@@ -417,8 +408,7 @@ def main() -> None:
         grpo = verl_grpo_update(model, work, args.steps)
         print(f"verl main_ppo update: {grpo}", file=sys.stderr)
         ref = json.loads(subprocess.run([sys.executable, __file__, "--child-grpo", json.dumps(grpo), "--model", model,
-                                         "--steps", str(args.steps)], capture_output=True, text=True, check=True,
-                                        env=worker_env()).stdout.splitlines()[-1])
+                                         "--steps", str(args.steps)], capture_output=True, text=True, check=True).stdout.splitlines()[-1])
         print(f"plain PG update: {ref}", file=sys.stderr)
         figures["verl_grpo"], figures["plain_grpo"] = grpo, ref
         figures["grpo_update_ratio_vs_plain"] = round(grpo["update_s"] / ref["update_s"], 3)
@@ -427,7 +417,7 @@ def main() -> None:
             shape = dict(grpo, micro_batch=grpo["configured_micro_batch"])
             other = json.loads(subprocess.run([sys.executable, __file__, "--child-grpo", json.dumps(shape), "--model", model,
                                                "--steps", str(args.steps)], capture_output=True, text=True,
-                                              check=True, env=worker_env()).stdout.splitlines()[-1])
+                                              check=True).stdout.splitlines()[-1])
             print(f"plain PG update, {shape['micro_batch']} rows per micro-batch: {other}", file=sys.stderr)
             figures["plain_grpo_at_configured_micro_batch"] = dict(other, micro_batch=shape["micro_batch"])
         if args.grpo_checkpointing:
