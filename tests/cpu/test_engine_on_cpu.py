@@ -185,3 +185,26 @@ def test_mismatched_prompt_and_response_lengths_are_an_error():
     with pytest.raises(ValueError, match="do not match the packed rows"):
         response_log_probs(torch.randn(2, 5, VOCAB), torch.zeros(9, dtype=torch.long), torch.tensor([0, 5, 9]),
                            torch.tensor([2, 2]), torch.tensor([2, 2]))
+
+
+def test_response_only_log_probs_under_bf16_autocast(monkeypatch):
+    """The tiny recipes train in bf16: cross_entropy then computes in fp32 and the packed result takes its dtype, as on
+    verl's path with the fused log-probs the CPU backend installs there."""
+    import verl.workers.engine.fsdp.transformer_impl as ti
+
+    from verl_toolmaster.cpu.engine import logprobs_from_logits, make_prepare_model_outputs
+
+    monkeypatch.setattr(ti, "logprobs_from_logits", logprobs_from_logits)
+
+    torch.manual_seed(0)
+    data = _ppo_micro_batch([3, 4], [2, 3])
+    logits = torch.randn(2, 7, VOCAB, dtype=torch.bfloat16)
+    ours = make_prepare_model_outputs(_verls_prepare_model_outputs())
+    engine = SimpleNamespace(engine_config=SimpleNamespace(entropy_checkpointing=False))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = ours(engine, SimpleNamespace(logits=logits), _output_args(data, 1.0), data, None)["log_probs"]
+        want = _verls_prepare_model_outputs()(engine, SimpleNamespace(logits=logits), _output_args(data, 1.0), data, None)
+    from verl.workers.utils.padding import no_padding_2_padding
+
+    assert got.dtype == want["log_probs"].dtype == torch.float32
+    torch.testing.assert_close(no_padding_2_padding(got, data), no_padding_2_padding(want["log_probs"], data))

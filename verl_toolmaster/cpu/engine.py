@@ -117,7 +117,8 @@ def response_log_probs(logits: torch.Tensor, labels: torch.Tensor, cu_seqlens: t
         picked = picked / temperature.clamp(min=1e-8).to(picked.dtype)[row, None]
     flat = cu_seqlens[:-1][row] + pos
     lp = -torch.nn.functional.cross_entropy(picked, labels[flat], reduction="none")
-    return logits.new_zeros(int(cu_seqlens[-1])).index_put((flat,), lp)
+    # lp's dtype, not the logits': under bf16 autocast cross_entropy computes in fp32, as it does on verl's path
+    return lp.new_zeros(int(cu_seqlens[-1])).index_put((flat,), lp)
 
 
 def _response_only(micro_batch: Any, output_args: dict) -> bool:
