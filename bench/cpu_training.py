@@ -272,6 +272,13 @@ def grpo_generation(model_dir: str, work: Path, steps: int, rollouts: tuple[str,
     return out
 
 
+def plain_grpo_in_child(model_dir: str, shape: dict, steps: int) -> dict:
+    """:func:`plain_grpo_update` in a fresh process (its own peak memory, no state from this one)."""
+    proc = subprocess.run([sys.executable, __file__, "--child-grpo", json.dumps(shape), "--model", model_dir,
+                           "--steps", str(steps)], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
 def plain_grpo_update(model_dir: str, shape: dict, steps: int) -> dict:
     """A plain PyTorch clipped policy-gradient update of the same shape (sequences x (prompt + response) tokens,
     the same micro-batches, one AdamW step): the work verl's update_actor does, without verl."""
@@ -407,17 +414,14 @@ def main() -> None:
     if "grpo" in parts:
         grpo = verl_grpo_update(model, work, args.steps)
         print(f"verl main_ppo update: {grpo}", file=sys.stderr)
-        ref = json.loads(subprocess.run([sys.executable, __file__, "--child-grpo", json.dumps(grpo), "--model", model,
-                                         "--steps", str(args.steps)], capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+        ref = plain_grpo_in_child(model, grpo, args.steps)
         print(f"plain PG update: {ref}", file=sys.stderr)
         figures["verl_grpo"], figures["plain_grpo"] = grpo, ref
         figures["grpo_update_ratio_vs_plain"] = round(grpo["update_s"] / ref["update_s"], 3)
         if grpo["micro_batch"] != grpo["configured_micro_batch"]:
             # for the record: the plain loop at ppo_micro_batch_size_per_gpu, which use_dynamic_bsz overrides
             shape = dict(grpo, micro_batch=grpo["configured_micro_batch"])
-            other = json.loads(subprocess.run([sys.executable, __file__, "--child-grpo", json.dumps(shape), "--model", model,
-                                               "--steps", str(args.steps)], capture_output=True, text=True,
-                                              check=True).stdout.splitlines()[-1])
+            other = plain_grpo_in_child(model, shape, args.steps)
             print(f"plain PG update, {shape['micro_batch']} rows per micro-batch: {other}", file=sys.stderr)
             figures["plain_grpo_at_configured_micro_batch"] = dict(other, micro_batch=shape["micro_batch"])
         if args.grpo_checkpointing:

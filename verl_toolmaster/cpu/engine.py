@@ -116,7 +116,7 @@ def response_log_probs(logits: torch.Tensor, labels: torch.Tensor, cu_seqlens: t
     if temperature is not None:
         picked = picked / temperature.clamp(min=1e-8).to(picked.dtype)[row, None]
     flat = cu_seqlens[:-1][row] + pos
-    lp = -torch.nn.functional.cross_entropy(picked, labels[flat], reduction="none")
+    lp = logprobs_from_logits(picked, labels[flat])
     # lp's dtype, not the logits': under bf16 autocast cross_entropy computes in fp32, as it does on verl's path
     return lp.new_zeros(int(cu_seqlens[-1])).index_put((flat,), lp)
 
@@ -143,8 +143,8 @@ def make_prepare_model_outputs(original: Callable[..., Any]) -> Callable[..., An
     def prepare_model_outputs(self: Any, output: Any, output_args: dict, micro_batch: Any,
                               logits_processor_func: Any) -> dict:
         logits = output.logits
-        if not _response_only(micro_batch, output_args) or not isinstance(logits, torch.Tensor) or logits.dim() != 3 \
-                or type(logits) is not torch.Tensor:  # a DTensor (tensor parallel) goes to verl
+        # a DTensor (tensor parallel) is a Tensor subclass: it goes to verl
+        if type(logits) is not torch.Tensor or logits.dim() != 3 or not _response_only(micro_batch, output_args):
             return original(self, output, output_args, micro_batch, logits_processor_func)
         cu_seqlens = micro_batch["input_ids"].offsets()
         prompt_lens, response_lens = prompt_response_lens(micro_batch)
