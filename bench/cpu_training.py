@@ -18,8 +18,8 @@ chat template, loss on the assistant tokens only):
   of 1 and 1+N steps (start-up cancels out), against the plain ``fp32`` step -> ``sft_step_ratio_vs_plain``;
 * verl's ``main_ppo`` GRPO update (``timing_s/update_actor``, scripted rollouts of fixed length so both sides train
   on the same token counts) against a plain policy-gradient update of the same shape (rows, tokens, and the rows per
-  micro-batch that verl's actor formed: one 651-token row under the recipe's 1152-token budget) ->
-  ``grpo_update_ratio_vs_plain``
+  micro-batch that verl's actor formed: one 651-token row under the recipe's 1152-token budget; both processes
+  with the glibc malloc settings of cpu/workers.py) -> ``grpo_update_ratio_vs_plain``
   (``--grpo-checkpointing``: also with verl's default gradient checkpointing -> ``grpo_update_ratio_checkpointing_vs_plain``);
 * the ``hfcpu`` rollout server against plain ``model.generate`` on the same concurrent requests ->
   ``generate_ratio_vs_plain`` (times; lower is better, 1.0 = parity);
@@ -273,9 +273,13 @@ def grpo_generation(model_dir: str, work: Path, steps: int, rollouts: tuple[str,
 
 
 def plain_grpo_in_child(model_dir: str, shape: dict, steps: int) -> dict:
-    """:func:`plain_grpo_update` in a fresh process (its own peak memory, no state from this one)."""
+    """:func:`plain_grpo_update` in a fresh process (its own peak memory, no state from this one), started with the
+    glibc malloc settings verl's training workers get on CPU (cpu/workers.py), so both sides allocate alike."""
+    from verl_toolmaster.cpu.workers import training_worker_env
+
     proc = subprocess.run([sys.executable, __file__, "--child-grpo", json.dumps(shape), "--model", model_dir,
-                           "--steps", str(steps)], capture_output=True, text=True, check=True)
+                           "--steps", str(steps)], capture_output=True, text=True, check=True,
+                          env={**os.environ, **training_worker_env()})
     return json.loads(proc.stdout.splitlines()[-1])
 
 

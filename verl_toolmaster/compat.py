@@ -62,6 +62,7 @@ MODULES = {
     "engine_workers": "verl.workers.engine_workers",
     "fsdp_engine": "verl.workers.engine.fsdp.transformer_impl",
     "platform_manager": "verl.plugin.platform.platform_manager",
+    "ray_base": "verl.single_controller.ray.base",
 }
 
 

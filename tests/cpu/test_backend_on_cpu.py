@@ -33,15 +33,19 @@ def test_cpu_backend_registers_only_when_requested():
         import verl.workers.engine.fsdp.transformer_impl as ti
         print("fsdp", getattr(ti.apply_fsdp2, "_toolmaster_cpu", False), "logprobs", ti.logprobs_from_logits.__module__,
               "outputs", getattr(ti.FSDPEngineWithLMHead.prepare_model_outputs, "_toolmaster_cpu", False))
+        from verl.single_controller.ray.base import RayWorkerGroup
+        print("workers", getattr(RayWorkerGroup.__init__, "_toolmaster_cpu", False))
     """
     on = run_py(code, VERL_PLATFORM="cpu")
     assert on.returncode == 0, on.stderr[-2000:]
     assert "platform True" in on.stdout and "replica True" in on.stdout and "adapter True" in on.stdout
     assert "gloo verl_toolmaster.cpu.distributed" in on.stdout and "fsdp True logprobs verl_toolmaster.cpu.engine outputs True" in on.stdout
+    assert "workers True" in on.stdout
     off = run_py(code)
     assert off.returncode == 0, off.stderr[-2000:]
     assert "platform False" in off.stdout and "replica False" in off.stdout and "adapter False" in off.stdout
     assert "gloo verl.utils.distributed" in off.stdout and "fsdp False logprobs verl.utils.torch_functional outputs False" in off.stdout
+    assert "workers False" in off.stdout
 
 
 def test_cpu_platform_answers_like_a_device():

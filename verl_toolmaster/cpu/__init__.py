@@ -45,6 +45,12 @@ def _patch_fsdp_engine(module) -> None:
     patch_module(module)
 
 
+def _patch_worker_group(module) -> None:
+    from .workers import patch_module
+
+    patch_module(module)
+
+
 def activate() -> None:
     """Register the CPU pieces with verl (idempotent). Exits with one clear line on an unsupported verl."""
     global _ACTIVE
@@ -79,4 +85,6 @@ def activate() -> None:
     # verl's FSDP engine: no FSDP2 wrapper at one rank (it shards nothing), fused log-probs, response-only log-probs
     # for PPO micro-batches (cpu/engine.py)
     wrapt.register_post_import_hook(_patch_fsdp_engine, compat.MODULES["fsdp_engine"])
+    # the trainer's training workers (not vLLM's) start with glibc malloc settings that stop page-fault churn
+    wrapt.register_post_import_hook(_patch_worker_group, compat.MODULES["ray_base"])
     _ACTIVE = True
