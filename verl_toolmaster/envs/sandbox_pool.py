@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -31,7 +32,38 @@ from .sandbox_worker import read_frame
 from .trusted_pool import ServingThreads, kill_process
 
 WORKER_SCRIPT = Path(__file__).with_name("sandbox_worker.py")
+DIR_PREFIX = "toolmaster-sandbox-"
+_TAGGED_DIR = re.compile(re.escape(DIR_PREFIX) + r"(\d+)\.(\d+)-")
 logger = logging.getLogger(__name__)
+
+
+def process_tag(pid: int) -> str | None:
+    """``pid.starttime`` (from ``/proc``): names a process across pid reuse; None if it is gone or there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{pid}.{stat.rsplit(')', 1)[1].split()[19]}"  # field 22, counted after the command name
+
+
+def remove_stale_dirs(temp_root: str | None) -> int:
+    """Remove the workers' temp dirs whose owning pool process is gone; returns how many.
+
+    A pool's process can die without closing it (Ray kills its actors at the end of a job), and its workers die
+    with it (``PR_SET_PDEATHSIG``) before they can clean up. Each dir is named after its pool's :func:`process_tag`,
+    so the next pool on the machine can tell them apart from a live pool's."""
+    root = temp_root or tempfile.gettempdir()
+    removed = 0
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return 0
+    for name in names:
+        m = _TAGGED_DIR.match(name)
+        if m and process_tag(int(m.group(1))) != f"{m.group(1)}.{m.group(2)}":
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            removed += not os.path.exists(os.path.join(root, name))
+    return removed
 
 
 @dataclass
@@ -100,7 +132,8 @@ class _Worker:
         self.max_reply = cfg["max_result_bytes"] + (64 << 10)
         # The pool creates the worker's private dir, so it can always remove it, even if the worker dies
         # before its handshake.
-        self.base_dir = tempfile.mkdtemp(prefix="toolmaster-sandbox-", dir=config.temp_root)
+        tag = process_tag(os.getpid())
+        self.base_dir = tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{tag}-" if tag else DIR_PREFIX, dir=config.temp_root)
         cfg["base_dir"] = self.base_dir
         # Minimal environment: tools must not see the trainer's secrets (API keys, tokens).
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -178,6 +211,7 @@ class SandboxPool(ServingThreads):
         self._ready = threading.Event()
         self.isolation: dict[str, Any] | None = None  # what the workers could enforce (from their handshake)
         self.stats = {"calls": 0, "errors": 0, "worker_starts": 0, "worker_replacements": 0, "worker_retirements": 0}
+        self._swept = False
 
     # ---------------------------------------------------------------------------------------- public API
     def submit(self, fn: str, code: str, kwargs: dict[str, Any]) -> concurrent.futures.Future:
@@ -223,6 +257,13 @@ class SandboxPool(ServingThreads):
                 job[1].set_result({"ok": False, "error_kind": "resource", "text": "Error: the sandbox pool was shut down."})
 
     # ---------------------------------------------------------------------------------------- internals
+    def _start(self) -> None:
+        if not self._swept:  # once per pool, before its own workers make dirs
+            self._swept = True
+            if removed := remove_stale_dirs(self.config.temp_root):
+                logger.info("removed %d temp dirs of sandbox pools whose processes are gone", removed)
+        super()._start()
+
     def _spawn(self, slot: int) -> _Worker:
         w = _Worker(self.config)
         self._workers[slot] = w
