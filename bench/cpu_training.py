@@ -39,6 +39,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -238,6 +239,7 @@ def verl_grpo_update(model_dir: str, work: Path, steps: int, overrides: tuple[st
     micro = (max(1, int(actor.ppo_max_token_len_per_gpu) // (prompt + response)) if actor.use_dynamic_bsz
              else int(actor.ppo_micro_batch_size_per_gpu))
     return {"update_s": round(statistics.median(m["timing_s/update_actor"] for m in timed), 3),
+            "update_steps_s": [round(m["timing_s/update_actor"], 1) for m in timed],  # the spread behind the median
             "step_s": round(statistics.median(m["timing_s/step"] for m in timed), 3),
             "sequences": int(cfg.data.train_batch_size * cfg.actor_rollout_ref.rollout.n),
             "micro_batch": micro, "configured_micro_batch": int(actor.ppo_micro_batch_size_per_gpu),
@@ -368,7 +370,8 @@ def main() -> None:
     ap.add_argument("--only", choices=("plain", "sft", "grpo", "generate", "grpo_gen"), action="append", help="run only these parts")
     ap.add_argument("--settings", default=",".join(PLAIN_SETTINGS),
                     help=f"plain settings to measure, comma-separated (default: all of {', '.join(PLAIN_SETTINGS)})")
-    ap.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="scratch directory, kept (default: a temp dir, removed after a run that succeeds)")
     ap.add_argument("--requests", type=int, default=16, help="concurrent generation requests (default 16)")
     ap.add_argument("--max-new-tokens", type=int, default=48, help="tokens per generation request (default 48)")
     ap.add_argument("--grpo-checkpointing", action="store_true",
@@ -391,6 +394,8 @@ def main() -> None:
     model = args.model or str(smollm2.ensure())
     work = args.work or Path(tempfile.mkdtemp(prefix="toolmaster_cpu_training_"))
     work.mkdir(parents=True, exist_ok=True)
+    print(f"scratch dir, with verl's logs: {work}" + ("" if args.work else " (removed after a run that succeeds)"),
+          file=sys.stderr)
     data = toyworld_rows(work / "toyworld", args.batch) / "sft_trial.parquet"
     parts = set(args.only or ("plain", "sft", "grpo", "generate", "grpo_gen"))
     figures: dict = {"model": model, "batch": args.batch, "threads": int(cpu_env()["OMP_NUM_THREADS"])}
@@ -443,6 +448,8 @@ def main() -> None:
         figures["grpo_gen_s"] = {k: v["gen_s"] for k, v in gen.items()}
         figures["grpo_generation"] = gen
         figures["grpo_gen_ratio_vllm_vs_hfcpu"] = round(gen["vllm"]["gen_s"] / gen["hfcpu"]["gen_s"], 3)
+    if not args.work:  # a failure above leaves it, and its path was printed
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(figures))
 
 
