@@ -48,9 +48,9 @@ def training_worker_env(environ: Mapping[str, str] = os.environ) -> dict[str, st
 
 def worker_class_name(ray_cls_with_init: Any) -> str:
     """The class a ``RayClassWithInitArgs`` starts, named as verl names its actors ("ActorClass(WorkerDict)" -> "WorkerDict")."""
-    name = type(getattr(ray_cls_with_init, "cls", None)).__name__
-    match = re.search(r"ActorClass\(([^)]+)\)", name)
-    return match.group(1) if match else getattr(getattr(ray_cls_with_init, "cls", None), "__name__", name)
+    cls = getattr(ray_cls_with_init, "cls", None)
+    match = re.fullmatch(r"ActorClass\((.+)\)", type(cls).__name__)
+    return match.group(1) if match else getattr(cls, "__name__", type(cls).__name__)
 
 
 def make_worker_group_init(original: Callable[..., Any]) -> Callable[..., Any]:

@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from .base import check_numbers
-from .sandbox_worker import read_frame
+from .sandbox_worker import DIR_PREFIX, read_frame
 from .trusted_pool import ServingThreads, kill_process
 
 WORKER_SCRIPT = Path(__file__).with_name("sandbox_worker.py")
-DIR_PREFIX = "toolmaster-sandbox-"
 _TAGGED_DIR = re.compile(re.escape(DIR_PREFIX) + r"(\d+)\.(\d+)-")
 logger = logging.getLogger(__name__)
 

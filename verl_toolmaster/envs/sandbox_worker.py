@@ -42,6 +42,7 @@ import tempfile
 import time
 import traceback
 
+DIR_PREFIX = "toolmaster-sandbox-"  # the workers' private temp dirs (the pool tags them with its process, sandbox_pool.py)
 NOBODY = 65534
 _HDR = struct.Struct(">I")
 # Bound once: a tool that monkeypatches json/os/select must not be able to break the worker's framing.
@@ -489,7 +490,7 @@ class Worker:
         self.limits = cfg["limits"]
         self.code_cache: dict = {}
         self.calls = 0
-        self.base = cfg.get("base_dir") or tempfile.mkdtemp(prefix="toolmaster-sandbox-", dir=cfg.get("temp_root") or None)
+        self.base = cfg.get("base_dir") or tempfile.mkdtemp(prefix=DIR_PREFIX, dir=cfg.get("temp_root") or None)
         self.work = os.path.join(self.base, "work")
         os.mkdir(self.work, 0o700)
         os.environ.update(HOME=self.work, TMPDIR=self.work, TMP=self.work, TEMP=self.work)
